@@ -1,0 +1,115 @@
+"""Helpers shared by every document module: ids, clocks, API rendering, pagination.
+
+Rendering rules (DESIGN §3): ids are ObjectId hex strings under `id`; timestamps are
+ISO 8601 UTC with `Z`; money is stored as integer `*_cents` and shown as a decimal number
+with two places under the name without `_cents`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Iterable, Mapping
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from documents.errors import NotFound
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to milliseconds as MongoDB stores it."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def object_id(value: Any) -> ObjectId | None:
+    """`value` as an ObjectId, or None when it is not a valid 24-hex id."""
+    if isinstance(value, ObjectId):
+        return value
+    if not isinstance(value, str) or len(value) != 24:
+        return None
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
+
+
+def require_id(value: Any, what: str = "Resource") -> ObjectId:
+    """`value` as an ObjectId; raises NotFound("<what> not found") when it is not one (DESIGN §3)."""
+    oid = object_id(value)
+    if oid is None:
+        raise NotFound(f"{what} not found")
+    return oid
+
+
+def iso(value: datetime | None) -> str | None:
+    """A datetime as ISO 8601 UTC with a trailing Z (naive values are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_cents(amount: Any) -> int:
+    """A decimal amount (``29.99``, ``"29.99"``) as integer cents, rounded half up."""
+    return int((Decimal(str(amount)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def from_cents(cents: int | None) -> float:
+    """Integer cents as the API's decimal number with two places (``2999`` → ``29.99``)."""
+    return float(Decimal(int(cents or 0)) / 100)
+
+
+def render(value: Any) -> Any:
+    """A document (or any nested value) in API form.
+
+    `_id` → `id`; ObjectId → hex string; datetime → ISO Z; `x_cents` → `x` as a decimal.
+    """
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if key == "_id":
+                out["id"] = render(item)
+            elif key.endswith("_cents") and isinstance(item, int):
+                out[key[: -len("_cents")]] = from_cents(item)
+            else:
+                out[key] = render(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [render(item) for item in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def omit(doc: Mapping[str, Any], keys: Iterable[str]) -> dict:
+    """A copy of `doc` without `keys` (private fields)."""
+    drop = set(keys)
+    return {k: v for k, v in doc.items() if k not in drop}
+
+
+def search_regex(text: str) -> dict:
+    """A case-insensitive `$regex` condition matching `text` literally (regex-escaped)."""
+    return {"$regex": re.escape(text.strip()), "$options": "i"}
+
+
+async def paginate(collection, query: Mapping, *, page: int, limit: int,
+                   sort: list[tuple[str, int]] | None = None,
+                   projection: Mapping | None = None) -> tuple[list[dict], dict]:
+    """One page of `collection.find(query)`.
+
+    Returns (documents, meta) where meta is ``{"total", "page", "limit", "pages"}``
+    (seed 001 §22). `page` starts at 1; callers clamp `limit` to 1..100 via the query schema.
+    """
+    total = await collection.count_documents(query)
+    cursor = collection.find(query, projection)
+    if sort:
+        cursor = cursor.sort(sort)
+    docs = await cursor.skip((page - 1) * limit).limit(limit).to_list(length=limit)
+    pages = math.ceil(total / limit) if limit else 0
+    return docs, {"total": total, "page": page, "limit": limit, "pages": pages}

@@ -1,0 +1,2 @@
+"""PENDING: documents of this area are being built."""
+INDEXES: dict = {}

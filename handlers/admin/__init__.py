@@ -1,0 +1,1 @@
+"""Staff (admin) routes under /api/admin, one module per area."""

@@ -1,0 +1,416 @@
+"""The shared base handler: auth, validation, rate limits, errors and JSON output.
+
+Every API handler subclasses `ApiHandler`. What a verb needs is declared with decorators on
+the verb, which both drive the request (in `prepare`) and feed the OpenAPI document:
+
+    class ModelHandler(ApiHandler):
+        @public                       # opt out of auth (deny by default)
+        @query(ModelQuerySchema)      # validated into self.query, 422 on bad input
+        async def get(self, model_id): ...
+
+        @staff("models.moderate")     # staff with that permission, else 403
+        @body(RejectSchema)           # validated JSON body into self.body
+        async def put(self, model_id): ...
+
+A verb with no auth decorator requires a valid access token (401 otherwise).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any, Callable
+
+import marshmallow
+import tornado.web
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+
+from documents import sessions, users
+from documents.errors import BadRequest, DomainError, Forbidden, Invalid, NotFound, RateLimited, Unauthorized
+
+log = logging.getLogger("hwc3d.api")
+
+MAX_LIMIT = 100
+
+
+# --------------------------------------------------------------------------- decorators
+
+def public(method: Callable) -> Callable:
+    """Opt a verb out of authentication; `self.current_user` is still set when a token is sent."""
+    method._auth = "public"
+    return method
+
+
+def staff(permission: str | None = None) -> Callable:
+    """Require a staff account (moderator, admin, superadmin) holding `permission` (seed `AdminUser`)."""
+
+    def mark(method: Callable) -> Callable:
+        method._auth = "staff"
+        method._permission = permission
+        return method
+
+    return mark
+
+
+def roles(*allowed: str) -> Callable:
+    """Require a user whose roles (user_type or staff role) include one of `allowed`."""
+
+    def mark(method: Callable) -> Callable:
+        method._auth = "roles"
+        method._roles = frozenset(allowed)
+        return method
+
+    return mark
+
+
+def body(schema: type[Schema] | Schema) -> Callable:
+    """Validate the JSON body with `schema` before the verb runs; the result is `self.body`."""
+
+    def mark(method: Callable) -> Callable:
+        method._body_schema = schema
+        return method
+
+    return mark
+
+
+def query(schema: type[Schema] | Schema) -> Callable:
+    """Validate the query string with `schema` before the verb runs; the result is `self.query`."""
+
+    def mark(method: Callable) -> Callable:
+        method._query_schema = schema
+        return method
+
+    return mark
+
+
+def responds(schema: type[Schema] | Schema | None = None, status: int = 200,
+             many: bool = False, paginated: bool = False) -> Callable:
+    """Document the success response of a verb for OpenAPI (no effect on the request)."""
+
+    def mark(method: Callable) -> Callable:
+        method._response = {"schema": schema, "status": status, "many": many,
+                            "paginated": paginated}
+        return method
+
+    return mark
+
+
+def multipart(**parts: str) -> Callable:
+    """Document a multipart/form-data body for OpenAPI: part name → description."""
+
+    def mark(method: Callable) -> Callable:
+        method._multipart = parts
+        return method
+
+    return mark
+
+
+# --------------------------------------------------------------------------- schemas
+
+class ApiSchema(Schema):
+    """Base of every request schema: unknown fields are a field error (DESIGN §3)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageQuery(ApiSchema):
+    """`page` ≥ 1 (default 1) and `limit` 1..100 (default 20), seed 001 §22."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
+class LenientPageQuery(PageQuery):
+    """Pagination for list routes whose clients send extra, ignored parameters."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+def _schema_instance(schema: type[Schema] | Schema) -> Schema:
+    return schema() if isinstance(schema, type) else schema
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as ``{"field.sub": ["message", ...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "_schema"
+            for field_name, msgs in flatten_errors(value, name).items():
+                out.setdefault(field_name, []).extend(msgs)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for index, value in enumerate(messages):
+            out.update(flatten_errors(value, f"{prefix}.{index}"))
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out
+
+
+def load(schema: type[Schema] | Schema, data: Any) -> dict:
+    """Validate `data` with `schema`; raises Invalid (422 with field_errors)."""
+    try:
+        return _schema_instance(schema).load(data)
+    except marshmallow.ValidationError as exc:
+        raise Invalid(flatten_errors(exc.messages)) from None
+
+
+# --------------------------------------------------------------------------- handler
+
+class ApiHandler(tornado.web.RequestHandler):
+    """Base of every `/api` handler. Dependencies arrive through `initialize(services=...)`.
+
+    Class attribute `rate_limit` picks the limit of seed 001 §21: "default" (100/min
+    authenticated, 20/min anonymous, 1000/min staff), "auth" (5/min per client) or
+    "upload" (10/hour per user). `None` turns limiting off for the handler.
+    """
+
+    rate_limit: str | None = "default"
+
+    def initialize(self, services) -> None:
+        self.services = services
+        self.settings_ = services.settings
+        self.db = services.db
+        self.body: dict = {}
+        self.query: dict = {}
+        self.claims: dict | None = None
+        self.request_id = self._incoming_request_id() or uuid.uuid4().hex
+        self._started = time.monotonic()
+
+    # ---------------------------------------------------------------- request lifecycle
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def _incoming_request_id(self) -> str | None:
+        value = self.request.headers.get("X-Request-ID", "")
+        return value if 0 < len(value) <= 64 and value.replace("-", "").isalnum() else None
+
+    def _verb(self) -> Callable | None:
+        return getattr(self, self.request.method.lower(), None)
+
+    async def prepare(self) -> None:
+        """Resolve the user, apply auth, rate limit and validation before the verb (deny by default)."""
+        self.set_header("X-Request-ID", self.request_id)
+        self.services.log_context.set(self.request_id)
+        self._cors()
+        if self.request.method == "OPTIONS":
+            return
+        verb = self._verb()
+        await self._authenticate(optional=getattr(verb, "_auth", None) == "public")
+        self._authorize(verb)
+        await self._rate_limit()
+        if verb is not None:
+            self._validate(verb)
+
+    async def _authenticate(self, optional: bool) -> None:
+        token = self.access_token()
+        if token is None:
+            if not optional:
+                raise Unauthorized("Authentication required")
+            return
+        try:
+            self.current_user, self.claims = await sessions.authenticate(
+                self.db, self.settings_, token)
+        except Unauthorized:
+            if not optional:
+                raise
+            self.current_user, self.claims = None, None
+
+    def _authorize(self, verb: Callable | None) -> None:
+        kind = getattr(verb, "_auth", None)
+        user = self.current_user
+        if kind == "staff":
+            if not users.is_staff(user):
+                raise Forbidden("Staff access required")
+            permission = getattr(verb, "_permission", None)
+            if permission and not users.has_permission(user, permission):
+                raise Forbidden(f"Missing permission: {permission}")
+        elif kind == "roles":
+            if not set(users.roles_of(user)) & verb._roles:
+                raise Forbidden("Your account type cannot do this")
+
+    async def _rate_limit(self) -> None:
+        if self.rate_limit is None or not self.settings_.rate_limits_enabled:
+            return
+        user = self.current_user
+        if self.rate_limit == "auth":
+            await self.limit("auth", self.settings_.rate_limit_auth, f"ip:{self.request.remote_ip}")
+        elif self.rate_limit == "upload" and user:
+            await self.limit("upload", self.settings_.rate_limit_upload, f"user:{user['_id']}")
+        elif user and users.is_staff(user):
+            await self.limit("admin", self.settings_.rate_limit_admin, f"user:{user['_id']}")
+        elif user:
+            await self.limit("default", self.settings_.rate_limit_default, f"user:{user['_id']}")
+        else:
+            await self.limit("anon", self.settings_.rate_limit_anonymous,
+                             f"ip:{self.request.remote_ip}")
+
+    async def limit(self, scope: str, rule, key: str) -> None:
+        """Count one request against `rule` for `scope:key`; raises RateLimited (429) past it."""
+        if not self.settings_.rate_limits_enabled:
+            return
+        allowed, retry_after = await self.services.rate_limiter.hit(f"{scope}:{key}", rule)
+        if not allowed:
+            raise RateLimited(retry_after)
+
+    def _validate(self, verb: Callable) -> None:
+        schema = getattr(verb, "_query_schema", None)
+        if schema is not None:
+            self.query = load(schema, self.query_arguments(_schema_instance(schema)))
+        schema = getattr(verb, "_body_schema", None)
+        if schema is not None:
+            self.body = load(schema, self.json_body())
+
+    # ---------------------------------------------------------------- input
+
+    def access_token(self) -> str | None:
+        """The access token from `Authorization: Bearer`, or the `access_token` cookie."""
+        header = self.request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            return header[7:].strip() or None
+        return self.get_cookie("access_token") or None
+
+    def json_body(self) -> Any:
+        """The request body parsed as JSON (an empty body is `{}`); 400 BAD_REQUEST when malformed."""
+        raw = self.request.body
+        if not raw or not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("Request body is not valid JSON") from None
+
+    def query_arguments(self, schema: Schema | None = None) -> dict[str, Any]:
+        """The query string as a dict: one value a name, all values for list fields."""
+        out: dict[str, Any] = {}
+        list_fields = set()
+        if schema is not None:
+            list_fields = {name for name, f in schema.fields.items()
+                           if isinstance(f, fields.List)}
+        for name, values in self.request.query_arguments.items():
+            decoded = [v.decode("utf-8", "replace") for v in values]
+            if name in list_fields:
+                out[name] = [part.strip() for v in decoded for part in v.split(",") if part.strip()]
+            else:
+                out[name] = decoded[-1]
+        return out
+
+    # ---------------------------------------------------------------- output
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        """Finish the request with `payload` as JSON and `status`."""
+        self.set_status(status)
+        self.finish(json.dumps(payload, separators=(",", ":"), default=str))
+
+    def write_page(self, items: list, meta: dict, **extra) -> None:
+        """Finish with the pagination envelope ``{items, total, page, limit, pages}`` (seed 001 §22)."""
+        self.write_json({"items": items, **meta, **extra})
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    # ---------------------------------------------------------------- errors
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The one error renderer: ``{"detail", "error_code", "field_errors"?}`` (seed 001 §19)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DomainError):
+            payload = {"detail": exc.detail, "error_code": exc.error_code}
+            if exc.field_errors:
+                payload["field_errors"] = exc.field_errors
+            payload.update(exc.extra)
+            if isinstance(exc, RateLimited):
+                self.set_header("Retry-After", str(exc.retry_after))
+            if exc.status == 401:
+                self.set_header("WWW-Authenticate", "Bearer")
+        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            payload = {"detail": exc.log_message or self._reason,
+                       "error_code": _HTTP_CODES.get(status_code, "BAD_REQUEST")}
+        elif status_code < 500:
+            payload = {"detail": self._reason, "error_code": _HTTP_CODES.get(status_code, "BAD_REQUEST")}
+        else:
+            payload = {"detail": "Internal server error", "error_code": "INTERNAL_ERROR"}
+        payload["request_id"] = self.request_id
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(payload))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DomainError):
+            status_code = exc.status
+            kwargs["reason"] = None
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ, value, tb) -> None:
+        """Domain and HTTP errors are expected: one warning line. Anything else: a traceback."""
+        if isinstance(value, DomainError):
+            log.info("%s %s -> %s %s", self.request.method, self.request.path,
+                     value.status, value.error_code)
+        elif isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)
+        else:
+            log.error("Uncaught exception %s %s (request %s)", self.request.method,
+                      self.request.path, self.request_id, exc_info=(typ, value, tb))
+
+    # ---------------------------------------------------------------- CORS
+
+    def _cors(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if not origin or origin not in self.settings_.cors_origins:
+            return
+        self.set_header("Access-Control-Allow-Origin", origin)
+        self.set_header("Access-Control-Allow-Credentials", "true")
+        self.set_header("Vary", "Origin")
+        self.set_header("Access-Control-Expose-Headers", "X-Request-ID, Retry-After")
+
+    @public
+    def options(self, *args: Any) -> None:
+        """CORS preflight: the allowed methods and headers for configured origins."""
+        if self.request.headers.get("Origin") in self.settings_.cors_origins:
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+            self.set_header("Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
+            self.set_header("Access-Control-Max-Age", "600")
+        self.no_content()
+
+    # ---------------------------------------------------------------- helpers
+
+    def require_user(self) -> dict:
+        """The authenticated user document (the verb has already denied anonymous callers)."""
+        if not self.current_user:
+            raise Unauthorized("Authentication required")
+        return self.current_user
+
+    def is_staff(self) -> bool:
+        return users.is_staff(self.current_user)
+
+    def on_finish(self) -> None:
+        self.services.metrics.observe_request(self, time.monotonic() - self._started)
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "FILE_TOO_LARGE", 422: "VALIDATION_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
+}
+
+
+class NotFoundHandler(ApiHandler):
+    """JSON 404 for every unknown `/api/...` route."""
+
+    rate_limit = None
+
+    async def prepare(self) -> None:
+        self.set_header("X-Request-ID", self.request_id)
+        raise NotFound(f"No route {self.request.method} {self.request.path}")

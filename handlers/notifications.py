@@ -1,0 +1,2 @@
+"""PENDING: routes of this area are being built."""
+routes: list = []

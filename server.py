@@ -1,0 +1,86 @@
+"""HWC3D server: one Tornado process = one instance (DESIGN §1).
+
+    python server.py [--host 0.0.0.0] [--port 8888] [--seed | --no-seed]
+
+Reads the configuration (environment and `.env`), opens the clients, builds the
+Application, serves, and on SIGTERM/SIGINT stops accepting, closes WebSockets with 1001,
+drains HTTP requests and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from tornado.httpserver import HTTPServer
+
+from config import ConfigError, load_settings
+from config.logs import setup_logging
+from handlers.app import close_services, make_app, open_services
+
+log = logging.getLogger("hwc3d")
+
+DRAIN_SECONDS = 20
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run one HWC3D server instance.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8888, help="port to bind (default 8888)")
+    parser.add_argument("--seed", action=argparse.BooleanOptionalAction, default=None,
+                        help="load fixtures/ into an empty store (default: on)")
+    return parser.parse_args(argv)
+
+
+def banner(settings, host: str, port: int) -> str:
+    parts = [f"HWC3D server on http://{host}:{port}  (API at /api, docs at /docs)"]
+    if settings.embedded_store:
+        parts.append("Documents: IN MEMORY (embedded default) - everything is lost on exit. "
+                     "Set MONGODB_URL for a real MongoDB.")
+    parts.append(f"Realtime broker: {'Redis' if settings.redis_url else 'in-process'}; "
+                 f"storage: {'S3 ' + settings.s3_bucket_name if settings.s3_bucket_name else 'local disk ' + str(settings.data_dir)}; "
+                 f"payments: {'Stripe' if settings.stripe_secret_key else 'test provider'}; "
+                 f"email: {'SMTP ' + settings.smtp_host if settings.smtp_host else 'outbox (log)'}")
+    return "\n".join(parts)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    overrides = {"public_url": f"http://{args.host}:{args.port}"} if args.host != "0.0.0.0" else {}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(settings.log_format, settings.log_level)
+    services = await open_services(settings, seed_fixtures=args.seed)
+    server = HTTPServer(make_app(services), xheaders=True, max_body_size=settings.max_model_bytes + 1024 * 1024,
+                        idle_connection_timeout=75)
+    server.listen(args.port, args.host)
+    print(banner(settings, args.host, args.port), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down: no new connections, closing sockets with 1001, draining requests")
+    server.stop()
+    if hasattr(services.hub, "shutdown"):
+        await services.hub.shutdown()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("drain timed out after %ss", DRAIN_SECONDS)
+    await close_services(services)
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
