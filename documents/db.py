@@ -26,6 +26,7 @@ DOCUMENT_MODULES = (
     "documents.notifications",
     "documents.support",
     "documents.messages",
+    "documents.admin_actions",
 )
 
 

@@ -9,6 +9,8 @@
   revoked token revokes the whole family (reuse detection).
 - One-time tokens (`one_time_tokens`): email verification, password reset, admin OTP
   challenges; single-use through a conditional update, hashed at rest, with an expiry.
+- Used TOTP steps (`used_otp_steps`): a TOTP code is accepted once per account and time step
+  (RFC 6238 §5.2), enforced by a unique index, so a code seen by an onlooker cannot be replayed.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from pymongo import ASCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from config import Settings
 from documents import users
@@ -29,6 +32,8 @@ from documents.errors import Forbidden, Unauthorized
 REFRESH = "refresh_tokens"
 REVOKED = "revoked_access_tokens"
 ONE_TIME = "one_time_tokens"
+USED_OTP = "used_otp_steps"
+MAX_CODE_ATTEMPTS = 5
 
 INDEXES = {
     REFRESH: [
@@ -43,6 +48,10 @@ INDEXES = {
         IndexModel([("user_id", ASCENDING), ("purpose", ASCENDING)]),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
     ],
+    USED_OTP: [
+        IndexModel([("user_id", ASCENDING), ("step", ASCENDING)], unique=True),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
 }
 
 
@@ -53,13 +62,19 @@ def _digest(token: str) -> str:
 # --------------------------------------------------------------------------- access tokens
 
 def issue_access_token(settings: Settings, user: dict, session_id: str | None = None) -> tuple[str, int]:
-    """A signed access token for `user`; returns (token, lifetime in seconds)."""
+    """A signed access token for `user`; returns (token, lifetime in seconds).
+
+    Besides the claims of DESIGN §3 it carries `sid` (the session family) and `iat_ms` (the
+    issue time in milliseconds), so that a password reset refuses tokens issued earlier in
+    the same second while accepting the ones issued right after it.
+    """
     now = utcnow()
     lifetime = settings.access_token_expire_minutes * 60
+    issued = int(now.timestamp())
     claims = {
         "sub": str(user["_id"]), "roles": users.roles_of(user), "type": "access",
-        "jti": uuid.uuid4().hex, "sid": session_id, "iat": int(now.timestamp()),
-        "exp": int(now.timestamp()) + lifetime,
+        "jti": uuid.uuid4().hex, "sid": session_id, "iat": issued,
+        "iat_ms": int(now.timestamp() * 1000), "exp": issued + lifetime,
     }
     return jwt.encode(claims, settings.jwt_secret_key, algorithm=settings.jwt_algorithm), lifetime
 
@@ -92,10 +107,15 @@ async def authenticate(db, settings: Settings, token: str) -> tuple[dict, dict]:
     if user is None:
         raise Unauthorized("Account no longer exists", "INVALID_TOKEN")
     valid_after = user.get("tokens_valid_after")
-    if valid_after and claims["iat"] < int(valid_after.timestamp()):
+    issued_ms = claims.get("iat_ms", claims["iat"] * 1000)
+    if valid_after and issued_ms < int(_aware(valid_after).timestamp() * 1000):
         raise Unauthorized("Session ended; sign in again", "TOKEN_REVOKED")
     ensure_active(user)
     return user, claims
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def ensure_active(user: dict) -> None:
@@ -106,7 +126,7 @@ def ensure_active(user: dict) -> None:
 
 async def revoke_access_token(db, claims: dict) -> None:
     """Deny the access token with these claims until it would have expired anyway."""
-    expires = datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
+    expires = datetime.fromtimestamp(claims["exp"], tz=UTC)
     await db[REVOKED].update_one({"_id": claims["jti"]},
                                  {"$set": {"expires_at": expires, "sub": claims["sub"]}},
                                  upsert=True)
@@ -145,13 +165,16 @@ def _token_pair(settings: Settings, user: dict, family_id: str, refresh: str) ->
 async def rotate(db, settings: Settings, refresh_token: str) -> tuple[dict, dict]:
     """Exchange `refresh_token` for a new pair; returns (user, tokens).
 
-    Raises Unauthorized INVALID_REFRESH_TOKEN (unknown or expired) or REFRESH_TOKEN_REUSED
-    (already rotated or revoked: the whole family is revoked), Forbidden when disabled.
+    Raises Unauthorized INVALID_REFRESH_TOKEN (unknown, expired, or its session ended by
+    logout or password reset) or REFRESH_TOKEN_REUSED (already rotated: the whole family is
+    revoked, DESIGN §3), Forbidden ACCOUNT_DISABLED when the account is banned or inactive.
     """
     digest = _digest(refresh_token)
     record = await db[REFRESH].find_one({"token_hash": digest})
-    if record is None or record["expires_at"] <= utcnow():
+    if record is None or _aware(record["expires_at"]) <= utcnow():
         raise Unauthorized("Invalid or expired refresh token", "INVALID_REFRESH_TOKEN")
+    if record["status"] == "revoked":
+        raise Unauthorized("This session has ended; sign in again", "INVALID_REFRESH_TOKEN")
     claimed = await db[REFRESH].find_one_and_update(
         {"_id": record["_id"], "status": "active"},
         {"$set": {"status": "rotated", "rotated_at": utcnow()}})
@@ -168,6 +191,7 @@ async def rotate(db, settings: Settings, refresh_token: str) -> tuple[dict, dict
 
 
 async def revoke_family(db, family_id: str) -> None:
+    """Revoke every refresh token of the session family `family_id`."""
     await db[REFRESH].update_many({"family_id": family_id, "status": {"$ne": "revoked"}},
                                   {"$set": {"status": "revoked", "revoked_at": utcnow()}})
 
@@ -210,6 +234,42 @@ async def issue_one_time(db, user_id, purpose: str, ttl: timedelta,
     return token, code
 
 
+async def find_one_time(db, purpose: str, token: str) -> dict:
+    """The live (unused, unexpired) one-time record of `token` for `purpose`.
+
+    Raises Unauthorized INVALID_TOKEN when it is unknown, used, expired or out of attempts.
+    """
+    record = await db[ONE_TIME].find_one({"token_hash": _digest(token), "purpose": purpose})
+    _ensure_live(record)
+    return record
+
+
+def _ensure_live(record: dict | None) -> None:
+    if (record is None or record["used_at"] is not None
+            or _aware(record["expires_at"]) <= utcnow()
+            or record.get("attempts", 0) >= MAX_CODE_ATTEMPTS):
+        raise Unauthorized("Invalid or expired token", "INVALID_TOKEN")
+
+
+async def fail_attempt(db, record: dict) -> None:
+    """Count one wrong code against `record`; the fifth burns it (no further use)."""
+    await db[ONE_TIME].update_one({"_id": record["_id"], "used_at": None},
+                                  {"$inc": {"attempts": 1}})
+
+
+async def claim_one_time(db, record: dict) -> dict:
+    """Mark `record` used (conditionally: two racing uses cannot both win); returns it.
+
+    Raises Unauthorized INVALID_TOKEN when it was used meanwhile.
+    """
+    claimed = await db[ONE_TIME].find_one_and_update(
+        {"_id": record["_id"], "used_at": None,
+         "attempts": {"$lt": MAX_CODE_ATTEMPTS}}, {"$set": {"used_at": utcnow()}})
+    if claimed is None:
+        raise Unauthorized("Invalid or expired token", "INVALID_TOKEN")
+    return claimed
+
+
 async def consume_one_time(db, purpose: str, *, token: str | None = None,
                            user_id=None, code: str | None = None) -> dict:
     """Use a one-time token (by `token`, or by `user_id` + 6-digit `code`); returns its record.
@@ -217,21 +277,26 @@ async def consume_one_time(db, purpose: str, *, token: str | None = None,
     Raises Unauthorized INVALID_TOKEN when it is unknown, used, expired or the code is wrong
     (five wrong codes burn the token).
     """
-    now = utcnow()
     if token is not None:
-        query = {"token_hash": _digest(token), "purpose": purpose}
+        record = await find_one_time(db, purpose, token)
     else:
-        query = {"user_id": user_id, "purpose": purpose, "used_at": None}
-    record = await db[ONE_TIME].find_one(query, sort=[("created_at", -1)])
-    if record is None or record["used_at"] is not None or record["expires_at"] <= now:
-        raise Unauthorized("Invalid or expired token", "INVALID_TOKEN")
-    if token is None:
+        record = await db[ONE_TIME].find_one({"user_id": user_id, "purpose": purpose,
+                                              "used_at": None}, sort=[("created_at", -1)])
+        _ensure_live(record)
         expected = record.get("code_hash") or ""
-        if record["attempts"] >= 5 or not hmac.compare_digest(expected, _digest(f"{user_id}:{code}")):
-            await db[ONE_TIME].update_one({"_id": record["_id"]}, {"$inc": {"attempts": 1}})
+        if not code or not hmac.compare_digest(expected, _digest(f"{user_id}:{code}")):
+            await fail_attempt(db, record)
             raise Unauthorized("Invalid or expired code", "INVALID_TOKEN")
-    claimed = await db[ONE_TIME].find_one_and_update(
-        {"_id": record["_id"], "used_at": None}, {"$set": {"used_at": now}})
-    if claimed is None:
-        raise Unauthorized("Invalid or expired token", "INVALID_TOKEN")
-    return claimed
+    return await claim_one_time(db, record)
+
+
+# --------------------------------------------------------------------------- TOTP steps
+
+async def claim_otp_step(db, user_id, step: int) -> bool:
+    """Record that `user_id` used the TOTP code of time step `step`; False when already used."""
+    try:
+        await db[USED_OTP].insert_one({"user_id": user_id, "step": step,
+                                       "expires_at": utcnow() + timedelta(minutes=10)})
+    except DuplicateKeyError:
+        return False
+    return True

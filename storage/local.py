@@ -47,6 +47,17 @@ class LocalStorage(Storage):
 
         return await self._run(copy)
 
+    async def move_file(self, key: str, path: Path, content_type: str | None = None) -> int:
+        """Rename the temp file at `path` into place (a copy when it is on another disk)."""
+        target = self.path_of(key)
+
+        def move() -> int:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(target))
+            return target.stat().st_size
+
+        return await self._run(move)
+
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> int:
         target = self.path_of(key)
 
@@ -69,7 +80,7 @@ class LocalStorage(Storage):
         await self._run(shutil.copyfile, source, path)
 
     async def exists(self, key: str) -> bool:
-        return self.path_of(key).is_file()
+        return await self._run(self.path_of(key).is_file)
 
     async def delete(self, key: str) -> None:
         await self._run(lambda: self.path_of(key).unlink(missing_ok=True))

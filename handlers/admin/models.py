@@ -1,2 +1,169 @@
-"""PENDING: routes of this area are being built."""
-routes: list = []
+"""Model moderation for staff (seed 000 §7, seed 001 §13 "Model Management").
+
+`GET /api/admin/models`, `GET/DELETE /api/admin/models/{id}`, `PUT|POST .../approve`,
+`PUT|POST .../reject` (reason 3–500 characters), `PUT .../feature`. Every verb needs the
+staff permission `models.moderate`. Approve and reject are conditional transitions in
+`documents.catalog` (a second approval answers 409 INVALID_STATE); after each, the creator
+gets a `model_approved` / `model_rejected` notification.
+"""
+from __future__ import annotations
+
+import logging
+
+from marshmallow import fields, pre_load, validate
+
+from documents import admin_actions, catalog, notifications, users
+from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+
+log = logging.getLogger("hwc3d.admin.models")
+
+MODEL_ID = r"([^/]+)"
+
+
+class AdminModelsQuery(PageQuery):
+    status = fields.String(validate=validate.OneOf(catalog.STATUSES))
+    search = fields.String(validate=validate.Length(max=100))
+    category = fields.String(validate=validate.Length(min=1, max=60))
+    creator = fields.String(validate=validate.Length(min=1, max=60))
+
+
+class ApproveBody(ApiSchema):
+    """Optional moderator note (kept in the admin action log when one exists)."""
+
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class RejectBody(ApiSchema):
+    """`reason` is required, 3–500 characters after trimming (seed 000 §7)."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+    @pre_load
+    def _strip(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("reason"), str):
+            data = {**data, "reason": data["reason"].strip()}
+        return data
+
+
+class FeatureBody(ApiSchema):
+    is_featured = fields.Boolean(required=True)
+
+
+class AdminModelOut(ApiSchema):
+    """A model with its private and moderation fields (documentation only)."""
+
+    id = fields.String()
+    status = fields.String()
+    rejection_reason = fields.String(allow_none=True)
+    file_key = fields.String()
+
+
+class AdminModelHandlerBase(ApiHandler):
+    async def rendered(self, model: dict) -> dict:
+        """`model` in API form with private fields and the creator's brief card."""
+        creators = await users.get_many(self.db, [model["creator_id"]])
+        return catalog.render_model(model, creators, private=True)
+
+    async def after_moderation(self, model: dict, kind: str, title: str, message: str,
+                               details: dict) -> None:
+        """Notify the creator and record the admin action; both run after the state change
+        was stored, so a failure here is logged and does not undo or fail the moderation."""
+        try:
+            await notifications.notify(
+                self.db, self.services.hub, model["creator_id"], kind, title, message,
+                data={"model_id": str(model["_id"])}, action_url=f"/model/{model['_id']}")
+        except Exception:
+            log.exception("could not notify the creator of model %s", model["_id"])
+        await self.record_action(kind, model, details)
+
+    async def record_action(self, action_type: str, model: dict, details: dict) -> None:
+        """Record the admin action (seed 000 §7 `AdminAction`); a failure is logged, the
+        moderation stays stored."""
+        try:
+            await admin_actions.record(self.db, self.current_user, action_type, "model",
+                                       model["_id"], details)
+        except Exception:
+            log.exception("could not record the admin action on model %s", model["_id"])
+
+
+class AdminModelsHandler(AdminModelHandlerBase):
+    @staff("models.moderate")
+    @query(AdminModelsQuery)
+    @responds(AdminModelOut, paginated=True)
+    async def get(self) -> None:
+        """Models of every status for moderation: filter `status`, `search`, `category`,
+        `creator`; pending ones oldest first (seed 000 §7)."""
+        q = self.query
+        docs, meta = await catalog.list_for_moderation(
+            self.db, page=q["page"], limit=q["limit"], status=q.get("status"),
+            search=q.get("search"), category=q.get("category"), creator=q.get("creator"))
+        creators = await users.get_many(self.db, [d["creator_id"] for d in docs])
+        self.write_page([catalog.render_model(d, creators, private=True) for d in docs], meta)
+
+
+class AdminModelHandler(AdminModelHandlerBase):
+    @staff("models.moderate")
+    @responds(AdminModelOut)
+    async def get(self, model_id: str) -> None:
+        """One model in any status, with private fields (seed 001 §13 "View model")."""
+        self.write_json(await self.rendered(await catalog.get_model(self.db, model_id)))
+
+    @staff("models.moderate")
+    async def delete(self, model_id: str) -> None:
+        """Delete a model (seed 001 §13); counters are fixed. 204."""
+        model = await catalog.delete_model(self.db, model_id)
+        await self.record_action("model_deleted", model, {"title": model["title"]})
+        self.no_content()
+
+
+class ApproveHandler(AdminModelHandlerBase):
+    @staff("models.moderate")
+    @body(ApproveBody)
+    @responds(AdminModelOut)
+    async def put(self, model_id: str) -> None:
+        """Approve a pending or rejected model (seed 000 §7). 409 INVALID_STATE when it is
+        already approved (also for the loser of two racing approvals)."""
+        model = await catalog.approve(self.db, model_id, self.current_user)
+        await self.after_moderation(
+            model, "model_approved", "Your model was approved",
+            f'"{model["title"]}" is now live on the marketplace.', {"note": self.body.get("note")})
+        self.write_json(await self.rendered(model))
+
+    post = put
+
+
+class RejectHandler(AdminModelHandlerBase):
+    @staff("models.moderate")
+    @body(RejectBody)
+    @responds(AdminModelOut)
+    async def put(self, model_id: str) -> None:
+        """Reject a pending or approved model with a reason (seed 000 §7). 422 without a
+        3–500 character reason; 409 INVALID_STATE when it is already rejected."""
+        reason = self.body["reason"]
+        model = await catalog.reject(self.db, model_id, self.current_user, reason)
+        await self.after_moderation(
+            model, "model_rejected", "Your model was rejected",
+            f'"{model["title"]}" was not approved: {reason}', {"reason": reason})
+        self.write_json(await self.rendered(model))
+
+    post = put
+
+
+class FeatureHandler(AdminModelHandlerBase):
+    @staff("models.moderate")
+    @body(FeatureBody)
+    @responds(AdminModelOut)
+    async def put(self, model_id: str) -> None:
+        """Feature or unfeature a model (seed 001 §13). Only an approved model can be
+        featured: 409 INVALID_STATE otherwise."""
+        model = await catalog.set_featured(self.db, model_id, self.body["is_featured"])
+        self.write_json(await self.rendered(model))
+
+
+routes = [
+    (r"/api/admin/models", AdminModelsHandler),
+    (rf"/api/admin/models/{MODEL_ID}", AdminModelHandler),
+    (rf"/api/admin/models/{MODEL_ID}/approve", ApproveHandler),
+    (rf"/api/admin/models/{MODEL_ID}/reject", RejectHandler),
+    (rf"/api/admin/models/{MODEL_ID}/feature", FeatureHandler),
+]

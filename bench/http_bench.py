@@ -1,0 +1,279 @@
+"""HTTP throughput of the API beside a bare Tornado JSON handler (issue 2 §12b).
+
+    .venv/bin/python bench/http_bench.py [--duration 10] [--connections 50] [--client auto]
+
+Starts `server.py` (embedded default, seeded fixtures, RATE_LIMITS_ENABLED=false) and
+`bench/bare_server.py` (answering the very bytes our server answered, per path) as two
+processes, then loads each with `--connections` concurrent keep-alive connections for
+`--duration` seconds per route:
+
+- `GET /api/models/{id}` (the first id of `GET /api/models?limit=1`)
+- `GET /api/models?limit=20`
+
+and prints requests/s, p50 and p99 latency for ours and bare, and the ratio ours/bare.
+Falls back to `/api/categories` when the model routes answer nothing.
+
+Load client: `wrk` when it is installed (`apt-get install wrk`; one thread, it is not the
+bottleneck), else a Python client: several processes each running asyncio keep-alive
+HTTP/1.1 connections. Not a test: it prints figures and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import queue
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process whose stdout is read by a thread, so we can wait for a line."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict, log: Path):
+        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout],
+                         daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if text in self.lines.get(timeout=max(0.01, deadline - time.monotonic())):
+                    return
+            except queue.Empty:
+                break
+        raise SystemExit(f"no {text!r} from {self.proc.args} within {timeout}s "
+                         f"(see {self.log.name})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+# --------------------------------------------------------------------------- wrk
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(url: str, duration: float, connections: int) -> dict:
+    """One wrk run: {"rps", "p50", "p99" (ms), "errors", "requests"}."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency",
+                          url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+        return float(value) * _UNITS[unit]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors:.*", out)
+    errors = int(bad.group(1)) if bad else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": errors,
+            "requests": requests}
+
+
+# --------------------------------------------------------------------------- Python client
+
+async def _connection(host: str, port: int, path: str, deadline: float,
+                      latencies: list, errors: list) -> None:
+    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"Connection: keep-alive\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if not head.startswith(b"HTTP/1.1 2"):
+                errors.append(head.split(b"\r\n", 1)[0])
+    finally:
+        writer.close()
+
+
+def _client_process(host: str, port: int, path: str, duration: float, connections: int,
+                    results) -> None:
+    latencies: list[float] = []
+    errors: list = []
+    deadline = time.perf_counter() + duration
+
+    async def run():
+        await asyncio.gather(*(_connection(host, port, path, deadline, latencies, errors)
+                               for _ in range(connections)))
+
+    asyncio.run(run())
+    results.put((latencies, len(errors)))
+
+
+def run_python(url: str, duration: float, connections: int, processes: int) -> dict:
+    """The Python client: `processes` processes sharing `connections` connections."""
+    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+    host, port, path = match.group(1), int(match.group(2)), match.group(3)
+    results: multiprocessing.Queue = multiprocessing.Queue()
+    shares = [connections // processes + (i < connections % processes) for i in range(processes)]
+    workers = [multiprocessing.Process(target=_client_process,
+                                       args=(host, port, path, duration, n, results))
+               for n in shares if n]
+    for worker in workers:
+        worker.start()
+    latencies: list[float] = []
+    errors = 0
+    for _ in workers:
+        part, bad = results.get(timeout=duration + 60)
+        latencies += part
+        errors += bad
+    for worker in workers:
+        worker.join()
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / duration, "p50": cuts[49], "p99": cuts[98],
+            "errors": errors, "requests": len(latencies)}
+
+
+# --------------------------------------------------------------------------- the run
+
+def load(url: str, args: argparse.Namespace, client: str) -> dict:
+    if client == "wrk":
+        run_wrk(url, 2, args.connections)  # warm-up
+        return run_wrk(url, args.duration, args.connections)
+    run_python(url, 2, args.connections, args.client_processes)
+    return run_python(url, args.duration, args.connections, args.client_processes)
+
+
+def targets(base: str) -> tuple[list[tuple[str, str]], str | None]:
+    """[(label, path)] to measure, and a note when the model routes are missing."""
+    status, raw = fetch(f"{base}/api/models?limit=1")
+    items = json.loads(raw).get("items") if status == 200 else None
+    if items:
+        model_id = items[0]["id"]
+        return [(f"GET /api/models/{model_id}", f"/api/models/{model_id}"),
+                ("GET /api/models?limit=20", "/api/models?limit=20")], None
+    return [("GET /api/categories", "/api/categories")], (
+        f"GET /api/models?limit=1 answered {status} with no items: measured /api/categories")
+
+
+def start_servers(workdir: Path) -> tuple[Process, int]:
+    port = free_port()
+    env = {**os.environ, "RATE_LIMITS_ENABLED": "false", "SEED_FIXTURES": "true",
+           "PYTHONUNBUFFERED": "1"}
+    ours = Process([sys.executable, str(ROOT / "server.py"), "--port", str(port), "--seed"],
+                   workdir, env, workdir / "server.log")
+    ours.wait_for("HWC3D server on")
+    return ours, port
+
+
+def start_bare(workdir: Path, base: str, paths: list[str]) -> tuple[Process, int, dict]:
+    """The bare server answering, for each path, the bytes ours answered."""
+    argv = [sys.executable, str(ROOT / "bench" / "bare_server.py")]
+    sizes = {}
+    for i, path in enumerate(paths):
+        status, body = fetch(base + path)
+        if status != 200:
+            raise SystemExit(f"GET {path} answered {status}: {body[:200]!r}")
+        target = workdir / f"payload{i}.json"
+        target.write_bytes(body)
+        bare_path = f"/p{i}"
+        argv += ["--body", f"{bare_path}={target}"]
+        sizes[path] = (bare_path, len(body))
+    port = free_port()
+    bare = Process(argv + ["--port", str(port)], workdir, dict(os.environ), workdir / "bare.log")
+    bare.wait_for("bare server on")
+    return bare, port, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="HTTP benchmark: ours vs a bare Tornado handler.")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes of the Python client")
+    args = parser.parse_args()
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    if client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk), use --client python")
+
+    with tempfile.TemporaryDirectory(prefix="hwc3d-bench-") as tmp:
+        workdir = Path(tmp)
+        ours, port = start_servers(workdir)
+        bare = None
+        try:
+            base = f"http://127.0.0.1:{port}"
+            measured, note = targets(base)
+            bare, bare_port, sizes = start_bare(workdir, base, [p for _, p in measured])
+            report(args, client, note, measured, sizes, base, f"http://127.0.0.1:{bare_port}")
+        finally:
+            ours.stop()
+            if bare:
+                bare.stop()
+
+
+def report(args, client, note, measured, sizes, base, bare_base) -> None:
+    how = ("wrk (1 thread)" if client == "wrk"
+           else f"Python asyncio keep-alive client ({args.client_processes} processes)")
+    print(f"client: {how}; {args.connections} connections, {args.duration:g} s per run; "
+          f"{os.cpu_count()} CPUs shared by servers and client; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+    if note:
+        print(f"NOTE: {note}")
+    print(f"{'route':<44} {'server':<6} {'bytes':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'errors':>6}")
+    for label, path in measured:
+        bare_path, size = sizes[path]
+        ours = load(base + path, args, client)
+        bare = load(bare_base + bare_path, args, client)
+        for name, result in (("ours", ours), ("bare", bare)):
+            print(f"{label:<44} {name:<6} {size:>6} {result['rps']:>9.0f} {result['p50']:>8.2f}"
+                  f" {result['p99']:>8.2f} {result['errors']:>6}")
+        print(f"{'':<44} ratio ours/bare: {ours['rps'] / bare['rps']:.2f} of the requests/s, "
+              f"p50 x{ours['p50'] / bare['p50']:.1f}, p99 x{ours['p99'] / bare['p99']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
