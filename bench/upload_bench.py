@@ -17,6 +17,7 @@ import asyncio
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -112,11 +113,11 @@ async def post_file(client, base: str, token: str, path: Path, sent: dict) -> di
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{path.name}"\r\nContent-Type: model/gltf-binary\r\n\r\n').encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    size = head.__len__() + path.stat().st_size + len(tail)
+    size = len(head) + path.stat().st_size + len(tail)
 
     async def producer(write):
         await write(head)
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle:  # noqa: ASYNC230 - the bench client, page-cached file
             while chunk := handle.read(CHUNK):
                 await write(chunk)
         await write(tail)
@@ -174,7 +175,9 @@ async def main(args: argparse.Namespace) -> None:
         before = proc_status(proc.pid)
         poller = Poller(port, args.poll_ms / 1000, proc.pid)
         poller.start()
-        await asyncio.sleep(0.3)
+        idle_start = time.perf_counter()
+        await asyncio.sleep(args.idle_seconds)
+        idle_end = time.perf_counter()
         sent: dict = {}
         started = time.perf_counter()
         result = await post_file(client, base, token, glb, sent)
@@ -188,7 +191,11 @@ async def main(args: argparse.Namespace) -> None:
         client.close()
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          "(other processes compete for the CPU when it is above the CPU count)")
     body = result["body"]
     size_mb = glb.stat().st_size / 1e6
     print(f"upload of a {size_mb:.1f} MB GLB ({faces} faces): HTTP {result['status']}, "
@@ -205,10 +212,15 @@ async def main(args: argparse.Namespace) -> None:
               f"separate process)")
     upload_phase = poller.window(started, sent.get("at", finished))
     analysis_phase = poller.window(sent.get("at", finished), finished)
+    report("idle (no upload)", poller.window(idle_start, idle_end))
     report("body upload", upload_phase)
     report("check+analysis+store", analysis_phase)
     report("whole request", upload_phase + analysis_phase)
     print("  target: p99 < 50 ms")
+    slow = sorted(((ms, t - started) for t, ms in poller.samples if ms > 20), reverse=True)[:5]
+    if slow:
+        print("  slowest polls (ms at s after start): "
+              + ", ".join(f"{ms:.0f}@{at:.2f}" for ms, at in slow))
     if upload_phase + analysis_phase:
         print(f"  mean {statistics.mean(upload_phase + analysis_phase):.2f} ms")
 
@@ -217,4 +229,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subdivisions", type=int, default=9)
     parser.add_argument("--poll-ms", type=float, default=10.0)
+    parser.add_argument("--idle-seconds", type=float, default=3.0,
+                        help="poll this long before the upload, for a baseline")
     asyncio.run(main(parser.parse_args()))

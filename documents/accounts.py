@@ -43,6 +43,10 @@ PASSWORD_MAX_BYTES = 72  # bcrypt's limit
 USERNAME_MAX = 30
 
 
+# Tokens and used TOTP steps live in documents.sessions' collections; nothing of its own.
+INDEXES: dict = {}
+
+
 # --------------------------------------------------------------------------- input rules
 
 def password_problems(password: str) -> list[str]:

@@ -68,7 +68,7 @@ def render(value: Any) -> Any:
 
     `_id` → `id`; ObjectId → hex string; datetime → ISO Z; `x_cents` → `x` as a decimal.
     """
-    if isinstance(value, Mapping):
+    if isinstance(value, dict) or isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if key == "_id":
@@ -78,6 +78,8 @@ def render(value: Any) -> Any:
             else:
                 out[key] = render(item)
         return out
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
     if isinstance(value, (list, tuple)):
         return [render(item) for item in value]
     if isinstance(value, ObjectId):

@@ -27,6 +27,14 @@ DOCUMENT_MODULES = (
     "documents.support",
     "documents.messages",
     "documents.admin_actions",
+    "documents.engagement",
+    "documents.collections",
+    "documents.money",
+    "documents.cart",
+    "documents.orders",
+    "documents.purchases",
+    "documents.earnings",
+    "documents.payouts",
 )
 
 

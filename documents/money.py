@@ -9,7 +9,9 @@ Ledger (collection `ledger_entries`, brief "Money")::
 
     {_id, seller_id, kind: "sale" | "refund" | "payout" | "payout_reversal",
      amount_cents (signed), transaction_id ("TXN-..." for sale/refund), payout_id,
-     status: "pending" | "available", available_at, applied: bool, created_at}
+     status: "pending" | "available", available_at, applied: bool, created_at,
+     entry_key: "sale:<TXN>" | "refund:<TXN>" (unique, sparse: one sale and one refund per
+     transaction; other kinds may set their own key such as "payout:<id>")}
 
 A sale is pending for the refund window (14 days) and then available. `seller_balances`
 ``{_id: seller_id, pending_cents, available_cents, paid_out_cents, ops: [str]}`` is kept with
@@ -37,8 +39,8 @@ REFUND_WINDOW = timedelta(days=14)
 INDEXES = {
     LEDGER: [
         IndexModel([("seller_id", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("transaction_id", ASCENDING), ("kind", ASCENDING)], unique=True,
-                   partialFilterExpression={"kind": {"$in": ["sale", "refund"]}}),
+        IndexModel([("entry_key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("transaction_id", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("available_at", ASCENDING)]),
         IndexModel([("payout_id", ASCENDING)]),
     ],
@@ -46,7 +48,7 @@ INDEXES = {
 
 
 def _half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def platform_fee_cents(amount_cents: int) -> int:
@@ -136,10 +138,11 @@ async def _apply_entry(db, entry: dict) -> None:
                         {field_name: entry["amount_cents"]}, BALANCE_DEFAULTS)
 
 
-async def _upsert_entry(db, key: dict, fields_: dict) -> dict:
+async def _upsert_entry(db, kind: str, transaction_id: str, fields_: dict) -> dict:
+    key = {"entry_key": f"{kind}:{transaction_id}"}
+    doc = {**key, "kind": kind, "transaction_id": transaction_id, **fields_, "applied": False}
     try:
-        await db[LEDGER].update_one(key, {"$setOnInsert": {**key, **fields_, "applied": False}},
-                                    upsert=True)
+        await db[LEDGER].update_one(key, {"$setOnInsert": doc}, upsert=True)
     except DuplicateKeyError:
         pass  # inserted by a concurrent call
     return await db[LEDGER].find_one(key)
@@ -153,7 +156,7 @@ async def record_sale(db, transaction: dict) -> dict | None:
         return None
     now = utcnow()
     entry = await _upsert_entry(
-        db, {"transaction_id": transaction["transaction_id"], "kind": "sale"},
+        db, "sale", transaction["transaction_id"],
         {"seller_id": transaction["seller_id"], "amount_cents": transaction["seller_amount_cents"],
          "payout_id": None, "status": "pending", "available_at": now + REFUND_WINDOW,
          "created_at": now})
@@ -163,17 +166,19 @@ async def record_sale(db, transaction: dict) -> dict | None:
 
 async def record_refund(db, transaction: dict) -> dict | None:
     """Reverse the seller's sale of a refunded transaction: a negative `refund` entry with the
-    sale's current status, taken from `pending_cents` or `available_cents` exactly once.
+    sale's current status (and, while pending, its `available_at`, so both are released
+    together), taken from `pending_cents` or `available_cents` exactly once.
     Returns the entry, or None when the sale earned nothing."""
-    sale = await db[LEDGER].find_one({"transaction_id": transaction["transaction_id"],
-                                      "kind": "sale"})
+    sale = await db[LEDGER].find_one({"entry_key": f"sale:{transaction['transaction_id']}"})
     if sale is None:
         return None
     now = utcnow()
     entry = await _upsert_entry(
-        db, {"transaction_id": transaction["transaction_id"], "kind": "refund"},
+        db, "refund", transaction["transaction_id"],
         {"seller_id": sale["seller_id"], "amount_cents": -sale["amount_cents"],
-         "payout_id": None, "status": sale["status"], "available_at": now, "created_at": now})
+         "payout_id": None, "status": sale["status"],
+         "available_at": sale["available_at"] if sale["status"] == "pending" else now,
+         "created_at": now})
     await _apply_entry(db, entry)
     return entry
 

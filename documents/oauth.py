@@ -33,6 +33,10 @@ REQUEST_TIMEOUT = 10.0
 log = logging.getLogger("hwc3d.oauth")
 
 
+# No collection of its own (accounts are linked by documents.accounts).
+INDEXES: dict = {}
+
+
 class ProviderError(DomainError):
     """The provider could not be reached or answered nonsense: 502 OAUTH_PROVIDER_ERROR."""
 

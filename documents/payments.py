@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import stripe
@@ -117,13 +118,13 @@ class PaymentProvider:
 
 # --------------------------------------------------------------------------- Stripe
 
-def _intent_from_stripe(pi: Any) -> PaymentIntentResult:
+def _intent_from_stripe(obj: Any) -> PaymentIntentResult:
+    pi = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
     error = pi.get("last_payment_error") or {}
-    next_action = pi.get("next_action")
     return PaymentIntentResult(
         id=pi["id"], status=pi["status"], amount_cents=int(pi["amount"]),
         currency=str(pi["currency"]).lower(), client_secret=pi.get("client_secret"),
-        next_action=next_action.to_dict() if hasattr(next_action, "to_dict") else next_action,
+        next_action=pi.get("next_action"),
         failure_code=error.get("decline_code") or error.get("code"),
         failure_message=error.get("message"),
         metadata=dict(pi.get("metadata") or {}))
@@ -198,8 +199,8 @@ class StripeProvider(PaymentProvider):
             self.client.v1.refunds.create_async,
             {"payment_intent": payment_intent_id, "amount": amount_cents},
             options={"idempotency_key": idempotency_key})
-        return RefundResult(id=refund["id"], amount_cents=int(refund["amount"]),
-                            status=refund["status"], payment_intent_id=payment_intent_id)
+        return RefundResult(id=refund.id, amount_cents=int(refund.amount),
+                            status=refund.status, payment_intent_id=payment_intent_id)
 
     async def close(self) -> None:
         if self._http._cached_session is not None:
@@ -211,9 +212,9 @@ class StripeProvider(PaymentProvider):
 # Stripe's test cards (https://docs.stripe.com/testing): token / PaymentMethod → behaviour.
 SUCCEEDS = frozenset({"tok_visa", "pm_card_visa", "tok_mastercard", "pm_card_mastercard",
             "tok_amex", "pm_card_amex"})
-DECLINES = {"tok_chargeDeclined": "generic_decline", "pm_card_chargeDeclined": "generic_decline",
+DECLINES = MappingProxyType({"tok_chargeDeclined": "generic_decline", "pm_card_chargeDeclined": "generic_decline",
             "tok_chargeDeclinedInsufficientFunds": "insufficient_funds",
-            "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"}
+            "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"})
 THREE_D_SECURE = frozenset({"tok_threeDSecure2Required", "pm_card_threeDSecure2Required"})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import multiprocessing
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient
 from config import Settings
 from config.logs import request_id_var
 from documents import db as documents_db
-from documents import outbox, seed
+from documents import outbox, payments, seed
 from handlers.base import NotFoundHandler
 from handlers.metrics import Metrics
 from realtime.ratelimit import MemoryRateLimiter
@@ -43,6 +44,12 @@ HANDLER_MODULES = (
     "handlers.notifications",
     "handlers.messages",
     "handlers.sockets",
+    "handlers.engagement",
+    "handlers.collections",
+    "handlers.cart",
+    "handlers.checkout",
+    "handlers.purchases",
+    "handlers.webhooks",
 )
 
 
@@ -93,9 +100,15 @@ async def open_services(settings: Settings, *, seed_fixtures: bool | None = None
 
     services.storage = await open_storage(settings)
     services.closers.append(services.storage.close)
-    services.analysis_pool = ProcessPoolExecutor(max_workers=settings.analysis_workers)
+    # forkserver: never fork a process that already runs threads; recycle workers so one that
+    # parsed a large model does not keep its memory.
+    services.analysis_pool = ProcessPoolExecutor(
+        max_workers=settings.analysis_workers,
+        mp_context=multiprocessing.get_context("forkserver"), max_tasks_per_child=20)
     services.closers.append(lambda: services.analysis_pool.shutdown(wait=False, cancel_futures=True))
     services.mailer = outbox.open_mailer(settings, services.db)
+    services.payments = payments.open_payment_provider(settings)
+    services.closers.append(services.payments.close)
     services.http_client = AsyncHTTPClient(force_instance=True)
     services.closers.append(services.http_client.close)
 

@@ -189,6 +189,9 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
+        if hasattr(self, "request_id"):  # after clear() (error pages): keep the id and CORS
+            self.set_header("X-Request-ID", self.request_id)
+            self._cors()
 
     def _incoming_request_id(self) -> str | None:
         value = self.request.headers.get("X-Request-ID", "")
@@ -205,6 +208,9 @@ class ApiHandler(tornado.web.RequestHandler):
         if self.request.method == "OPTIONS":
             return
         verb = self._verb()
+        if verb is None or getattr(type(self), self.request.method.lower(), None) is getattr(
+                tornado.web.RequestHandler, self.request.method.lower(), None):
+            raise tornado.web.HTTPError(405)
         await self._authenticate(optional=getattr(verb, "_auth", None) == "public")
         self._authorize(verb)
         await self._rate_limit()

@@ -1,2 +1,337 @@
-"""PENDING: routes of this area are being built."""
-routes: list = []
+"""WebSocket endpoints (seed 000 §9, seed 001 §14, DESIGN §4).
+
+    /ws/support/{ticket_id}        support:<ticket_id>        owner, or staff with support.manage
+    /ws/community/{community_id}   community:<community_id>   members; anyone signed in reads a
+                                                              public active community
+    /ws/notifications              notifications:<user_id>    the user's own channel
+
+Auth first: the access token (``?token=``, ``Authorization: Bearer`` or the `access_token`
+cookie) is verified and the channel authorized in `prepare`, before the upgrade and before
+the socket joins anything. A refusal is still upgraded, then closed at once with 4401 (no,
+bad, expired or revoked token), 4403 (not allowed) or 4404 (no such channel, invalid id) and
+a reason, so that a browser can tell why (it sees a failed handshake only as 1006).
+
+After `connected` / `presence` / `recovered` (with ``?since=<offset>``) frames, the socket
+gets the channel's events. Client frames (JSON objects; an optional ``ref`` string is echoed
+in the reply):
+
+    {"type": "message", "content": str, "attachments": [url]}   support, community (writers)
+    {"type": "typing", "is_typing": bool}                       support, community (writers)
+    {"type": "read", "id": str} | {"type": "read", "all": true}  notifications; ack elsewhere
+    {"type": "ping"}                                            → pong
+
+A bad frame gets ``{"type": "error", "data": {"error_code", "detail", "field_errors"?}}`` and
+the socket stays open. Typing is throttled per socket (same state at most once per 2 s).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.websocket
+from marshmallow import fields, validate
+
+from documents import communities, notifications, sessions, support, users
+from documents.errors import DomainError, Forbidden, NotFound, Unauthorized
+from handlers.base import ApiSchema, load
+from realtime.connection import control_frame
+from realtime.hub import ShuttingDown
+
+log = logging.getLogger("hwc3d.ws")
+
+TYPING_INTERVAL = 2.0
+UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+
+
+class Refused(Exception):
+    """The socket may not join: closed with `code` and `reason` right after the upgrade."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason[:120]
+
+
+class FrameError(Exception):
+    """A client frame that cannot be acted on: answered with an error frame."""
+
+    def __init__(self, error_code: str, detail: str, field_errors: dict | None = None):
+        super().__init__(detail)
+        self.error_code, self.detail, self.field_errors = error_code, detail, field_errors
+
+
+# --------------------------------------------------------------------------- client frames
+
+_REF = fields.String(validate=validate.Length(max=64))
+
+
+class MessageFrame(ApiSchema):
+    type = fields.String(required=True)
+    ref = _REF
+    content = fields.String(required=True)
+    attachments = fields.List(fields.String(), load_default=list)
+
+
+class TypingFrame(ApiSchema):
+    type = fields.String(required=True)
+    ref = _REF
+    is_typing = fields.Boolean(load_default=True)
+
+
+class ReadFrame(ApiSchema):
+    type = fields.String(required=True)
+    ref = _REF
+    id = fields.String(validate=validate.Length(max=64))
+    all = fields.Boolean()
+
+
+class PingFrame(ApiSchema):
+    type = fields.String(required=True)
+    ref = _REF
+
+
+FRAMES = {"message": MessageFrame, "typing": TypingFrame, "read": ReadFrame, "ping": PingFrame}
+
+
+def parse_frame(message: str | bytes) -> dict:
+    """A client frame validated by its type's schema; raises FrameError."""
+    if isinstance(message, bytes):
+        raise FrameError("INVALID_FRAME", "Binary frames are not supported; send JSON text")
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        raise FrameError("INVALID_JSON", "Frame is not valid JSON") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise FrameError("INVALID_FRAME", "A frame is a JSON object with a string `type`")
+    schema = FRAMES.get(frame["type"])
+    if schema is None:
+        raise FrameError("UNKNOWN_FRAME_TYPE", f"Unknown frame type {frame['type'][:40]!r}; "
+                         f"expected one of {', '.join(FRAMES)}")
+    return load(schema, frame)
+
+
+# --------------------------------------------------------------------------- the handler
+
+class ChannelSocket(tornado.websocket.WebSocketHandler):
+    """Shared protocol of the three sockets; subclasses implement `authorize` and verbs."""
+
+    presence = True
+
+    def initialize(self, services) -> None:
+        self.services = services
+        self.hub = services.hub
+        self.db = services.db
+        self.user: dict | None = None
+        self.channel: str | None = None
+        self.access = "read"
+        self.refusal: Refused | None = None
+        self.conn = None
+        self._typing: tuple[bool, float] | None = None
+
+    def check_origin(self, origin: str) -> bool:
+        """Allowed: the configured CORS origins and this host (no Origin: allowed by Tornado)."""
+        if origin in self.services.settings.cors_origins:
+            return True
+        return urlsplit(origin).netloc.lower() == self.request.host.lower()
+
+    def token(self) -> str | None:
+        """The access token from ``?token=``, ``Authorization: Bearer`` or the cookie."""
+        token = self.get_query_argument("token", None)
+        header = self.request.headers.get("Authorization", "")
+        if not token and header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        return token or self.get_cookie("access_token") or None
+
+    async def prepare(self) -> None:
+        """Authenticate and authorize before the upgrade; a refusal is kept for `open`."""
+        try:
+            token = self.token()
+            if not token:
+                raise Refused(UNAUTHORIZED, "Authentication required")
+            try:
+                self.user, _claims = await sessions.authenticate(
+                    self.db, self.services.settings, token)
+            except (Unauthorized, Forbidden) as exc:
+                raise Refused(UNAUTHORIZED, exc.detail) from None
+            self.channel = await self.authorize(**self.path_kwargs)
+        except Refused as refusal:
+            self.refusal = refusal
+        except DomainError as exc:
+            self.refusal = Refused(FORBIDDEN if exc.status == 403 else NOT_FOUND, exc.detail)
+
+    async def authorize(self, **kwargs: str) -> str:
+        """The channel this user may join; raises Refused (or Forbidden/NotFound)."""
+        raise NotImplementedError
+
+    def presence_info(self) -> dict:
+        user = self.user
+        return {"user_id": str(user["_id"]), "username": user.get("username"),
+                "avatar_url": user.get("avatar_url"), "is_staff": users.is_staff(user)}
+
+    def since(self) -> tuple[int | None, bool]:
+        """(`since` offset, whether the client asked for recovery); None when malformed."""
+        raw = self.get_query_argument("since", None)
+        if raw is None:
+            return None, False
+        return (int(raw), True) if raw.isdigit() and len(raw) <= 18 else (None, True)
+
+    async def open(self, **_kwargs: str) -> None:
+        """Close a refused socket with its code; else join the channel (DESIGN §4)."""
+        if self.refusal is not None:
+            self.close(self.refusal.code, self.refusal.reason)
+            return
+        self.conn = self.hub.connection(self.write_message, self.close, self.presence_info())
+        since, recover = self.since()
+        try:
+            await self.hub.join(self.conn, self.channel, since=since, recover=recover,
+                                presence=self.presence)
+        except ShuttingDown:
+            self.conn.close(1001, "server shutting down")
+
+    def on_close(self) -> None:
+        if self.conn is not None:
+            self.hub.release(self.conn)
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Handle one client frame; any problem is answered with an error frame."""
+        if self.conn is None or self.conn.closed:
+            return
+        ref = None
+        try:
+            frame = parse_frame(message)
+            ref = frame.get("ref")
+            await getattr(self, f"frame_{frame['type']}")(frame)
+        except FrameError as exc:
+            self.send_error_frame(exc.error_code, exc.detail, exc.field_errors, ref)
+        except DomainError as exc:
+            self.send_error_frame(exc.error_code, exc.detail, exc.field_errors, ref)
+        except Exception:
+            log.exception("frame on %s failed", self.channel)
+            self.send_error_frame("INTERNAL_ERROR", "The frame could not be processed", None, ref)
+
+    # ---------------------------------------------------------------- replies
+
+    def send_frame(self, type: str, data: Any) -> None:
+        self.conn.push(control_frame(type, self.channel, data))
+
+    def send_error_frame(self, code: str, detail: str, field_errors: dict | None,
+                         ref: str | None) -> None:
+        data = {"error_code": code, "detail": detail}
+        if field_errors:
+            data["field_errors"] = field_errors
+        if ref is not None:
+            data["ref"] = ref
+        self.send_frame("error", data)
+
+    def ack(self, frame: dict, **data: Any) -> None:
+        self.send_frame("ack", {"for": frame["type"], "ref": frame.get("ref"), **data})
+
+    # ---------------------------------------------------------------- client frames
+
+    def require_write(self, what: str) -> None:
+        if self.access != "write":
+            raise FrameError("NOT_ALLOWED", f"You cannot send {what} on this channel")
+
+    async def frame_ping(self, frame: dict) -> None:
+        self.send_frame("pong", {"ref": frame.get("ref")})
+
+    async def frame_read(self, frame: dict) -> None:
+        self.ack(frame)
+
+    async def frame_message(self, frame: dict) -> None:
+        raise FrameError("NOT_ALLOWED", "Messages cannot be sent on this channel")
+
+    async def frame_typing(self, frame: dict) -> None:
+        """Publish `typing_indicator` ({user_id, username, is_typing}), not persisted; the
+        same state at most once per 2 s per socket."""
+        self.require_write("typing indicators")
+        state, now = frame["is_typing"], time.monotonic()
+        if self._typing and self._typing[0] == state and now - self._typing[1] < TYPING_INTERVAL:
+            return
+        self._typing = (state, now)
+        await self.hub.publish(self.channel, "typing_indicator",
+                               {"user_id": str(self.user["_id"]),
+                                "username": self.user.get("username"), "is_typing": state},
+                               history=False)
+
+
+class SupportSocket(ChannelSocket):
+    """``/ws/support/{ticket_id}``: the ticket's owner and support staff (seed 000 §9)."""
+
+    async def authorize(self, ticket_id: str) -> str:
+        ticket = await support.get_ticket(self.db, ticket_id)
+        if ticket is None:
+            raise Refused(NOT_FOUND, "Ticket not found")
+        if not support.can_access(ticket, self.user):
+            raise Refused(FORBIDDEN, "Not your ticket")
+        self.access = "write"
+        self.ticket_id = ticket["_id"]
+        return f"support:{ticket['_id']}"
+
+    def presence_info(self) -> dict:
+        return {**super().presence_info(), "is_staff": support.is_support_staff(self.user)}
+
+    async def frame_message(self, frame: dict) -> None:
+        """Persist the message exactly as ``POST /api/support/tickets/{id}/messages`` does;
+        it reaches everyone (the sender too) as `message_received`."""
+        ticket = await support.ticket_for(self.db, self.ticket_id, self.user)
+        message = await support.add_message(self.db, self.hub, ticket, self.user,
+                                            frame["content"], frame["attachments"],
+                                            settings=self.services.settings)
+        self.ack(frame, id=message["id"])
+
+
+class CommunitySocket(ChannelSocket):
+    """``/ws/community/{community_id}``: members chat; a public community's feed is readable
+    by anyone signed in (seed 000 §9: new_post, new_comment, new_reaction, member_joined)."""
+
+    async def authorize(self, community_id: str) -> str:
+        community = await communities.get(self.db, community_id)
+        if community is None:
+            raise Refused(NOT_FOUND, "Community not found")
+        member = await communities.membership(self.db, community["_id"], self.user["_id"])
+        self.access = communities.chat_access(community, member, self.user)
+        self.community_id = community["_id"]
+        return communities.channel_of(community["_id"])
+
+    async def frame_message(self, frame: dict) -> None:
+        """Store a chat message (members) and publish it as `message_received`."""
+        self.require_write("messages")
+        community = await communities.get(self.db, self.community_id)
+        if community is None:
+            raise NotFound("Community not found", "COMMUNITY_NOT_FOUND")
+        message = await communities.add_chat_message(
+            self.db, self.hub, community, self.user, frame["content"], frame["attachments"],
+            settings=self.services.settings)
+        self.ack(frame, id=message["id"])
+
+
+class NotificationsSocket(ChannelSocket):
+    """``/ws/notifications``: the user's own channel (seed 001 §14)."""
+
+    presence = False
+
+    async def authorize(self) -> str:
+        self.access = "read"
+        return notifications.channel_of(self.user["_id"])
+
+    async def frame_read(self, frame: dict) -> None:
+        """Mark one notification (`id`) or all (`all: true`) read; ack with what changed."""
+        if frame.get("all"):
+            changed = await notifications.mark_all_read(self.db, self.user["_id"])
+            self.ack(frame, updated=changed)
+        elif frame.get("id"):
+            await notifications.mark_read(self.db, self.user["_id"], frame["id"])
+            self.ack(frame, id=frame["id"], updated=1)
+        else:
+            raise FrameError("VALIDATION_ERROR", "Send `id` or `all: true`",
+                             {"id": ["Missing data for required field."]})
+
+
+routes = [
+    (r"/ws/support/(?P<ticket_id>[^/]+)", SupportSocket),
+    (r"/ws/community/(?P<community_id>[^/]+)", CommunitySocket),
+    (r"/ws/notifications", NotificationsSocket),
+]

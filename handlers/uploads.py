@@ -10,9 +10,9 @@ the limit), their type is checked by content (400 INVALID_FILE_TYPE), models are
 the process pool and images processed in threads (`storage/`). Whatever a request stored
 before a later step failed is removed again, and its temp files always are.
 
-Routing note (for `handlers.app.HANDLER_MODULES`): Tornado takes the first pattern that
-matches a path, so this module must come before `handlers.models`: `ModelsHandler` here
-serves `/api/models` and inherits `GET` from `handlers.models.ModelListHandler`.
+Routing note: Tornado takes the first pattern that matches a path, whatever the method, so
+one class owns `/api/models`: `ModelsHandler` here, which inherits `GET` (the catalog list)
+from `handlers.models.ModelListHandler` and adds the streamed `POST`.
 """
 from __future__ import annotations
 

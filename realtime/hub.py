@@ -1,15 +1,345 @@
-"""The hub of one process. INTERIM: replaced by the real-time issue's implementation
-(channel registry, broker, history, presence). Only `publish` and `close` exist so far."""
+"""The hub of one process (DESIGN §4): channel registry, local fan-out, publish, presence.
+
+- Registry: channel → the local `Connection`s joined to it. The broker is subscribed to a
+  channel while it has at least one local connection (Redis: SUBSCRIBE on the first,
+  UNSUBSCRIBE when the last leaves).
+- `publish(channel, type, data)` is the one publish function: the broker gives a history
+  event its offset, keeps it and sends it to every instance (this one included); each hub
+  writes the same frame text to its local sockets. When Redis is unreachable the event is
+  delivered to this instance's sockets only, with offset null and no history, and publish
+  still returns (never raises for a broker failure).
+- Per channel the hub remembers the last offset it delivered. After a Redis reconnect the
+  broker resubscribes and the hub reads the channel's history from that offset, holding live
+  events meanwhile, so events published elsewhere during the outage still arrive, in order,
+  once (as far as the history reaches).
+- Presence (support, community): joining adds the socket to the channel's presence and, for
+  a user's first socket, publishes `presence_joined`; leaving publishes `presence_left` when
+  the user's last socket goes. Presence and typing events are transient: offset null, not in
+  history. A heartbeat task keeps this instance alive in Redis and sweeps entries of dead
+  instances (announcing `presence_left`).
+
+Frames (server → client): ``{"type", "channel", "offset", "data", "ts"}``; on join a socket
+gets ``connected`` ({channel, offset: latest offset, user_id}), ``presence`` (when tracked),
+``recovered`` (when it asked `since`), the missed events, then live events.
+"""
 from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+from documents.common import iso, render, utcnow
+from realtime.broker import MemoryBroker, RedisBroker, finish_frame
+from realtime.connection import Connection, control_frame
+from realtime.presence import MemoryPresence, RedisPresence
+
+log = logging.getLogger("hwc3d.realtime")
+
+GOING_AWAY = 1001
+
+
+class ShuttingDown(Exception):
+    """The hub no longer accepts sockets (SIGTERM)."""
+
+
+def hub_label(channel: str) -> str:
+    """The metrics label of `channel`: its kind (support, community, notifications)."""
+    return channel.split(":", 1)[0]
+
+
+def _lost_reason(complete: bool, since: int | None, top: int | None) -> str | None:
+    """Why a recovery failed: invalid_since, history_unavailable (Redis down) or
+    history_expired (the events after `since` are no longer all kept)."""
+    if complete:
+        return None
+    if since is None:
+        return "invalid_since"
+    return "history_unavailable" if top is None else "history_expired"
 
 
 class Hub:
-    async def publish(self, channel: str, type: str, data: dict) -> dict:
-        return {"type": type, "channel": channel, "data": data}
+    """Channel registry and fan-out of one process; see the module doc."""
+
+    def __init__(self, settings, broker, presence, metrics, *, instance_id: str | None = None,
+                 heartbeat: float = 10.0):
+        self.settings, self.broker, self.presence, self.metrics = settings, broker, presence, metrics
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self._heartbeat = heartbeat
+        self._channels: dict[str, set[Connection]] = {}
+        self._subscribed: dict[str, asyncio.Future] = {}
+        self._last: dict[str, int] = {}
+        self._repairing: dict[str, list] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._tasks: list[asyncio.Task] = []
+        self._leaving: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        """Start the broker and the presence heartbeat."""
+        await self.broker.start(self._deliver, self._resubscribed)
+        self._tasks.append(asyncio.create_task(self._beat(), name="hub-heartbeat"))
+
+    # ---------------------------------------------------------------- publish
+
+    async def publish(self, channel: str, type: str, data: dict, *, history: bool = True) -> dict:
+        """Send event `type` with `data` to every subscriber of `channel` on every instance.
+
+        `data` is rendered (ids → strings, datetimes → ISO Z). Returns the event
+        ``{"type", "channel", "offset", "data", "ts"}``; `offset` is None for a transient event
+        (`history=False`: typing, presence) or when the broker is unreachable.
+        """
+        event = {"type": type, "channel": channel, "data": render(data), "ts": iso(utcnow())}
+        head = json.dumps(event, separators=(",", ":"), default=str)[:-1] + ',"offset":'
+        offset, frame = None, None
+        if self.broker.connected:
+            try:
+                offset, frame = await self.broker.publish(channel, head, history=history)
+            except Exception as exc:  # noqa: BLE001 - broker down: local delivery goes on
+                log.warning("publish on %s went local only: %s", channel, exc)
+        if frame is None:
+            self._deliver(channel, None, finish_frame(head, None))
+        self.metrics.events_published.labels(hub_label(channel)).inc()
+        return {**event, "offset": offset}
+
+    def _deliver(self, channel: str, offset: int | None, frame: str) -> None:
+        held = self._repairing.get(channel)
+        if held is not None:
+            held.append((offset, frame))
+        else:
+            self._fanout(channel, offset, frame)
+
+    def _fanout(self, channel: str, offset: int | None, frame: str) -> None:
+        if offset is not None:
+            last = self._last.get(channel)
+            if last is not None and offset <= last:
+                return
+            self._last[channel] = offset
+        members = self._channels.get(channel)
+        if not members:
+            return
+        for conn in list(members):
+            conn.deliver(offset, frame)
+        self.metrics.events_delivered.labels(hub_label(channel)).inc(len(members))
+
+    async def _resubscribed(self, channels: list[str]) -> None:
+        """After a Redis reconnect: re-add presence, fill each channel's gap from history."""
+        for channel in channels:
+            if channel not in self._channels:
+                continue
+            await self._readd_presence(channel)
+            last = self._last.get(channel)
+            if last is None or channel in self._repairing:
+                continue
+            self._repairing[channel] = []
+            try:
+                frames, _complete, _top = await self.broker.history(channel, last)
+            except Exception as exc:  # noqa: BLE001 - down again; the next reconnect retries
+                log.warning("history of %s unavailable after reconnect: %s", channel, exc)
+                frames = []
+            held = self._repairing.pop(channel, [])
+            for offset, frame in frames + held:
+                self._fanout(channel, offset, frame)
+
+    async def _readd_presence(self, channel: str) -> None:
+        for conn in list(self._channels.get(channel, ())):
+            if conn.presence_key:
+                try:
+                    await self.presence.add(channel, conn.presence_key, conn.info)
+                except Exception:  # noqa: BLE001
+                    return
+
+    # ---------------------------------------------------------------- sockets
+
+    def connection(self, send, close, info: dict) -> Connection:
+        """A `Connection` for a socket with `send`/`close` and presence `info` (queue bound:
+        settings.ws_queue_size)."""
+        return Connection(send, close, limit=self.settings.ws_queue_size, info=info,
+                          on_slow=self._slow)
+
+    def _slow(self, conn: Connection) -> None:
+        self.metrics.slow_consumers.labels(hub_label(conn.channel or "unknown")).inc()
+
+    async def join(self, conn: Connection, channel: str, *, since: int | None = None,
+                   presence: bool = True, recover: bool = False) -> None:
+        """Join `conn` to `channel` (already authorized) and send its opening frames.
+
+        `recover` with `since` (an offset) sends the events after it, or ``recovered: false``
+        when the history no longer reaches back (or `since` is None: the client sent a bad
+        one). Raises ShuttingDown after `shutdown`.
+        """
+        if self._closing:
+            raise ShuttingDown()
+        if conn.left:
+            return
+        conn.channel = channel
+        self._channels.setdefault(channel, set()).add(conn)
+        self._idle.clear()
+        self.metrics.sockets.labels(hub_label(channel)).inc()
+        await self._subscribe(channel)
+        if presence and not conn.left:
+            await self._add_presence(conn, channel)
+        if conn.left:
+            return
+        frames, complete, top = await self._position(channel, since if recover else None, recover)
+        conn.push(control_frame("connected", channel, {"channel": channel, "offset": top,
+                                                       "user_id": conn.info.get("user_id")}))
+        if presence:
+            conn.push(control_frame("presence", channel, await self.presence_snapshot(channel)))
+        if recover:
+            conn.push(control_frame("recovered", channel, {
+                "recovered": complete, "since": since, "offset": top,
+                "missed": len(frames) if complete else None,
+                "reason": _lost_reason(complete, since, top)}))
+        conn.go_live(frames if complete else [], top)
+
+    async def _subscribe(self, channel: str) -> None:
+        ready = self._subscribed.get(channel)
+        if ready is None:
+            ready = self._subscribed[channel] = asyncio.get_running_loop().create_future()
+            try:
+                ok = await self.broker.subscribe(channel)
+            except Exception as exc:  # noqa: BLE001 - local delivery works without it
+                log.warning("subscribe %s failed: %s", channel, exc)
+                ok = False
+            ready.set_result(ok)
+        await asyncio.shield(ready)
+
+    async def _position(self, channel: str, since: int | None,
+                        recover: bool) -> tuple[list, bool, int | None]:
+        """(missed frames, complete, latest offset); (.., False, None) when history is down."""
+        try:
+            if since is None:
+                return [], not recover, await self.broker.position(channel)
+            return await self.broker.history(channel, since)
+        except Exception as exc:  # noqa: BLE001 - Redis down: no recovery, live events only
+            log.warning("history of %s unavailable: %s", channel, exc)
+            return [], False, None
+
+    async def _add_presence(self, conn: Connection, channel: str) -> None:
+        key = f"{self.instance_id}:{conn.id}"
+        try:
+            first = await self.presence.add(channel, key, conn.info)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("presence of %s unavailable: %s", channel, exc)
+            return
+        conn.presence_key = key
+        if conn.left:
+            await self._remove_presence(conn, channel)
+        elif first:
+            await self.publish(channel, "presence_joined", conn.info, history=False)
+
+    async def _remove_presence(self, conn: Connection, channel: str) -> None:
+        key, conn.presence_key = conn.presence_key, None
+        try:
+            info = await self.presence.remove(channel, key)
+        except Exception as exc:  # noqa: BLE001 - the heartbeat sweep cleans up later
+            log.warning("presence removal on %s failed: %s", channel, exc)
+            return
+        if info is not None:
+            await self.publish(channel, "presence_left", info, history=False)
+
+    async def presence_snapshot(self, channel: str) -> dict:
+        """``{"users": [info...], "count", "staff_online"}`` for `channel` (all instances)."""
+        try:
+            users = await self.presence.members(channel)
+        except Exception:  # noqa: BLE001 - Redis down: only what is known locally
+            users = list({c.info["user_id"]: c.info
+                          for c in self._channels.get(channel, ())}.values())
+        return {"users": users, "count": len(users),
+                "staff_online": any(u.get("is_staff") for u in users)}
+
+    def release(self, conn: Connection) -> None:
+        """`leave` from synchronous code (a socket's on_close); the hub keeps the task."""
+        task = asyncio.create_task(self.leave(conn))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
+
+    async def leave(self, conn: Connection) -> None:
+        """Remove `conn` (its socket closed); unsubscribe the channel when it was the last."""
+        if conn.left:
+            return
+        conn.left = True
+        conn.stop()
+        channel = conn.channel
+        members = self._channels.get(channel)
+        if members is None or conn not in members:
+            return
+        members.discard(conn)
+        self.metrics.sockets.labels(hub_label(channel)).dec()
+        if not members:
+            del self._channels[channel]
+            self._subscribed.pop(channel, None)
+            self._last.pop(channel, None)
+            try:
+                await self.broker.unsubscribe(channel)
+            except Exception:
+                log.debug("unsubscribe %s failed", channel, exc_info=True)
+        if conn.presence_key:
+            await self._remove_presence(conn, channel)
+        if not self._channels:
+            self._idle.set()
+
+    def local_count(self, channel: str | None = None) -> int:
+        """Local sockets in `channel` (all channels when None)."""
+        if channel is not None:
+            return len(self._channels.get(channel, ()))
+        return sum(len(m) for m in self._channels.values())
+
+    # ---------------------------------------------------------------- heartbeat, shutdown
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await self.presence.heartbeat()
+                for channel, info in await self.presence.sweep(list(self._channels)):
+                    await self.publish(channel, "presence_left", info, history=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis down: try again next beat
+                log.debug("presence heartbeat failed: %s", exc)
+            await asyncio.sleep(self._heartbeat)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """SIGTERM: refuse new sockets, close every local socket with 1001 "server shutting
+        down" (clients reconnect elsewhere), and wait up to `timeout` s for them to leave."""
+        self._closing = True
+        for members in list(self._channels.values()):
+            for conn in list(members):
+                conn.close(GOING_AWAY, "server shutting down")
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("%d sockets still open after shutdown", self.local_count())
 
     async def close(self) -> None:
-        return None
+        """Close sockets (if `shutdown` did not), stop the heartbeat, close broker and presence."""
+        if not self._closing or self._channels:
+            await self.shutdown(timeout=2.0)
+        if self._leaving:
+            await asyncio.gather(*list(self._leaving), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self.presence.close()
+        except Exception:
+            log.debug("presence close failed", exc_info=True)
+        await self.broker.close()
 
 
 async def open_hub(settings, redis, metrics) -> Hub:
-    return Hub()
+    """The hub of this process: Redis broker and presence when settings.redis_url is set
+    (the hub opens its own connections to it: commands without retries, one pub/sub
+    connection; `redis`, the shared client, is not used), in-process ones otherwise."""
+    if settings.redis_url:
+        broker = RedisBroker(settings.redis_url, settings.history_size, settings.history_ttl_seconds)
+        hub_presence = RedisPresence(broker.commands, uuid.uuid4().hex[:12])
+        hub = Hub(settings, broker, hub_presence, metrics, instance_id=hub_presence.instance_id)
+    else:
+        broker = MemoryBroker(settings.history_size, settings.history_ttl_seconds)
+        hub = Hub(settings, broker, MemoryPresence(), metrics)
+    await hub.start()
+    return hub

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import struct
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,9 +78,11 @@ def replace_pool(services: Any, broken: ProcessPoolExecutor, *, kill: bool) -> N
     """
     if services.analysis_pool is not broken:
         return
-    services.analysis_pool = ProcessPoolExecutor(
-        max_workers=getattr(broken, "_max_workers", 1),
-        mp_context=getattr(broken, "_mp_context", None))
+    options = {"max_workers": getattr(broken, "_max_workers", 1),
+               "mp_context": getattr(broken, "_mp_context", None)}
+    if getattr(broken, "_max_tasks_per_child", None):
+        options["max_tasks_per_child"] = broken._max_tasks_per_child
+    services.analysis_pool = ProcessPoolExecutor(**options)
     if kill:
         for process in list((getattr(broken, "_processes", None) or {}).values()):
             if process.is_alive():
@@ -94,6 +97,7 @@ def analyze_path(path: str, file_format: str) -> dict:
 
     Returns the analysis dict, or ``{"error": "<short reason>"}`` for an unreadable file.
     """
+    _lower_priority()
     try:
         gltf = _gltf_json(path, file_format) if file_format in ("GLB", "GLTF") else None
         if gltf is not None and _has_external_uris(gltf):
@@ -103,6 +107,14 @@ def analyze_path(path: str, file_format: str) -> dict:
         return {"error": "the model is too large to analyse"}
     except Exception as exc:  # noqa: BLE001 - any failure of a parser is a bad file
         return {"error": type(exc).__name__}
+
+
+def _lower_priority() -> None:
+    """Run analyses at nice 10, so the server's event loop wins the CPU over them."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, max(10, os.getpriority(os.PRIO_PROCESS, 0)))
+    except (AttributeError, OSError):
+        pass
 
 
 def _measure(path: str, file_format: str, gltf: dict | None) -> dict:

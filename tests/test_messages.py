@@ -6,6 +6,8 @@ import asyncio
 import pytest
 from bson import ObjectId
 
+from documents import messages, users
+
 BUYER, BUYER2, CREATOR = "buyer@hwc3d.com", "buyer2@hwc3d.com", "creator@hwc3d.com"
 BUYER_ID, BUYER2_ID, CREATOR_ID = ("650000000000000000000005", "650000000000000000000006",
                                    "650000000000000000000003")
@@ -220,3 +222,23 @@ async def test_history_rejects_bad_query(api, tokens, qs):
     reply = await api("GET", f"/api/messages/{message['conversation_id']}?{qs}",
                       token=await tokens(BUYER))
     assert reply.status == 422
+
+
+class RecordingHub:
+    """A hub handed to `documents.messages` directly: keeps what was published."""
+
+    def __init__(self):
+        self.events = []
+
+    async def publish(self, channel, type, data):
+        self.events.append((channel, type, data))
+        return {}
+
+
+@pytest.mark.gen_test
+async def test_send_publishes_on_the_recipients_channel(services):
+    hub = RecordingHub()
+    sender, recipient = (await users.get(services.db, BUYER_ID),
+                         await users.get(services.db, BUYER2_ID))
+    message = await messages.send(services.db, hub, sender, recipient, "psst", [])
+    assert hub.events == [(f"notifications:{BUYER2_ID}", "direct_message", message)]

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from moto.server import ThreadedMotoServer
+from test_uploads import CREATOR, image_bytes, mesh_bytes, upload
 from tornado.httpclient import AsyncHTTPClient
 
 from config import load_settings
-from conftest import free_port
 from storage.local import LocalStorage
 from storage.s3 import MULTIPART_THRESHOLD, S3Storage
-from test_uploads import CREATOR, image_bytes, mesh_bytes, upload
 
 
 @pytest.fixture(scope="module")

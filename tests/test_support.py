@@ -5,11 +5,15 @@ import asyncio
 import pytest
 from bson import ObjectId
 
+from documents import support, users
+from documents.errors import Invalid, NotFound
+
 BUYER, BUYER2, MODERATOR, ADMIN = ("buyer@hwc3d.com", "buyer2@hwc3d.com",
                                    "moderator@hwc3d.com", "admin@hwc3d.com")
 BUYER_ID, MODERATOR_ID, ADMIN_ID = ("650000000000000000000005", "650000000000000000000002",
                                     "650000000000000000000001")
 CREATOR_ID = "650000000000000000000003"
+FIXTURE_TICKET = "657000000000000000000001"   # buyer's, active, high, Technical, moderator's
 NEW_TICKET = {"subject": "Payment Issue", "category": "Payment", "priority": "high",
               "message": "My payment failed but money was deducted"}
 
@@ -48,7 +52,7 @@ async def test_priority_defaults_to_medium(api, tokens):
 
 @pytest.mark.gen_test
 async def test_list_own_tickets_paginated_and_filtered(api, tokens):
-    buyer, other = await tokens(BUYER), await tokens(BUYER2)
+    buyer, other = await tokens(BUYER2), await tokens(BUYER)   # buyer2 has no seeded ticket
     for i in range(3):
         await open_ticket(api, buyer, subject=f"Question {i}")
     await open_ticket(api, other, subject="Not yours")
@@ -129,11 +133,15 @@ async def test_invalid_and_unknown_ticket_ids_are_404(api, tokens):
     ({**NEW_TICKET, "attachments": "/files/a.png"}, "attachments"),
 ])
 async def test_create_ticket_rejects_bad_input(api, tokens, services, body, field):
+    db = services.db
+    before = (await db.support_tickets.count_documents({}),
+              await db.support_messages.count_documents({}))
     reply = await api("POST", "/api/support/tickets", json=body, token=await tokens(BUYER))
     assert reply.status == 422, reply.json
     assert reply.json["error_code"] == "VALIDATION_ERROR" and field in reply.json["field_errors"]
-    assert await services.db.support_tickets.count_documents({}) == 0
-    assert await services.db.support_messages.count_documents({}) == 0
+    after = (await db.support_tickets.count_documents({}),
+             await db.support_messages.count_documents({}))
+    assert after == before
 
 
 @pytest.mark.gen_test
@@ -203,10 +211,10 @@ async def test_staff_list_with_filters(api, tokens):
         return {t["id"] for t in reply.json["items"]}, reply.json
 
     everything, body = await ids("")
-    assert everything == {a["id"], b["id"], c["id"]}
-    assert body["status_counts"] == {"pending": 2, "active": 1, "resolved": 0}
+    assert everything == {a["id"], b["id"], c["id"], FIXTURE_TICKET}
+    assert body["status_counts"] == {"pending": 2, "active": 2, "resolved": 0}
     assert body["items"][0]["user"]["email"] in (BUYER, BUYER2)
-    assert (await ids("status=active"))[0] == {b["id"]}
+    assert (await ids("status=active"))[0] == {b["id"], FIXTURE_TICKET}
     assert (await ids("priority=low"))[0] == {a["id"]}
     assert (await ids("category=Account"))[0] == {b["id"]}
     assert (await ids("search=refund"))[0] == {a["id"]}
@@ -214,7 +222,9 @@ async def test_staff_list_with_filters(api, tokens):
     assert (await ids(f"assignee={ADMIN_ID}"))[0] == {c["id"]}
     assert (await ids("assignee=tech%20team"))[0] == {c["id"]}
     assert (await ids("assignee=unassigned"))[0] == {a["id"], b["id"]}
-    assert (await ids("limit=1"))[1]["pages"] == 3
+    assert (await ids(f"assignee={MODERATOR_ID}"))[0] == {FIXTURE_TICKET}
+    assert (await ids("assignee=SUPPORT%20TEAM"))[0] == {FIXTURE_TICKET}
+    assert (await ids("limit=1"))[1]["pages"] == 4
 
 
 @pytest.mark.gen_test
@@ -372,3 +382,63 @@ async def test_email_rejects_bad_input(api, tokens, services, body):
                       token=await tokens(ADMIN))
     assert reply.status == 422
     assert await services.db.emails.count_documents({}) == 0
+
+
+@pytest.mark.gen_test
+async def test_seeded_ticket_reads_back_with_its_messages(api, tokens):
+    reply = await api("GET", f"/api/support/tickets/{FIXTURE_TICKET}", token=await tokens(BUYER))
+    assert reply.status == 200 and reply.json["status"] == "active"
+    times = [m["created_at"] for m in reply.json["messages"]]
+    assert len(times) == reply.json["message_count"] == 3 and times == sorted(times)
+
+
+class RecordingHub:
+    """A hub handed to `documents.support` directly: keeps what was published, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    async def publish(self, channel, type, data):
+        self.events.append((channel, type, data))
+        return {"type": type, "channel": channel, "data": data}
+
+
+@pytest.mark.gen_test
+async def test_staff_reply_publishes_message_status_and_notification(services):
+    hub, db = RecordingHub(), services.db
+    owner, staff_user = await users.get(db, BUYER_ID), await users.get(db, MODERATOR_ID)
+    ticket, _ = await support.create_ticket(db, hub, owner, subject="Help", category="Other",
+                                            message="Hello")
+    hub.events.clear()
+    message = await support.add_message(db, hub, ticket, staff_user, "On it", [])
+    channel = f"support:{ticket['_id']}"
+    assert [(c, t) for c, t, _ in hub.events] == [
+        (channel, "message_received"), (channel, "ticket_status_changed"),
+        (f"notifications:{BUYER_ID}", "ticket_reply")]
+    assert hub.events[0][2] == message
+    assert hub.events[1][2] == {"ticket_id": str(ticket["_id"]), "status": "active",
+                                "previous_status": "pending"}
+    hub.events.clear()
+    resolved = await support.set_status(db, hub, await support.get_ticket(db, ticket["_id"]),
+                                        "resolved")
+    assert hub.events == [(channel, "ticket_status_changed",
+                           {"ticket_id": str(ticket["_id"]), "status": "resolved",
+                            "previous_status": "active"})]
+    assert resolved["resolved_at"] is not None
+
+
+@pytest.mark.gen_test
+async def test_add_message_checks_access_and_input(services):
+    hub, db = RecordingHub(), services.db
+    ticket = await support.get_ticket(db, FIXTURE_TICKET)
+    stranger = await users.get(db, CREATOR_ID)
+    with pytest.raises(NotFound):
+        await support.add_message(db, hub, ticket, stranger, "hi", [])
+    owner = await users.get(db, BUYER_ID)
+    for content, attachments in [("", []), ("x" * 5001, []), ("ok", ["/files/a"] * 6),
+                                 ("ok", ["https://elsewhere.test/files/a.png"])]:
+        with pytest.raises(Invalid):
+            await support.add_message(db, hub, ticket, owner, content, attachments,
+                                      settings=services.settings)
+    assert hub.events == []
+    assert await support.get_ticket(db, FIXTURE_TICKET) == ticket

@@ -3,6 +3,7 @@ trimesh, images and avatars with Pillow, type by content, size limits, signed lo
 deletion rules, model creation with files."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -115,6 +116,16 @@ async def test_model_upload_is_analysed(api, tokens, services, http_client, base
     served = await fetch(http_client, base_url + local_path(body["file_url"]))
     assert served.code == 200 and served.body == data
     assert temp_files(services) == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_gltf_with_embedded_buffers_is_analysed(api, tokens):
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    files = trimesh.exchange.gltf.export_gltf(trimesh.Scene(mesh), embed_buffers=True)
+    (name, data), = files.items()
+    reply = await upload(api, "/api/upload/model", await tokens(CREATOR), [("file", name, data)])
+    assert reply.status == 201, reply.json
+    assert reply.json["file_format"] == "GLTF" and reply.json["poly_count"] == 80
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -415,6 +426,8 @@ async def test_creator_creates_a_model_with_files(api, tokens, services, http_cl
     assert stored["file_key"].startswith("models/") and stored["analyzed"] is True
     kinds = sorted([f["kind"] async for f in services.db.files.find({})])
     assert kinds == ["image", "image", "model", "thumbnail"]
+    in_use = await api("DELETE", f"/api/upload/{stored['file_id']}", token=await tokens(CREATOR))
+    assert in_use.status == 409 and in_use.json["error_code"] == "FILE_IN_USE"
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -473,5 +486,27 @@ async def test_model_creation_needs_a_file_and_at_most_eight_previews(api, token
     reply = await upload(api, "/api/models/upload", token,
                          [("file", "a.glb", mesh_bytes("glb"))] + previews, fields)
     assert reply.status == 422 and "preview_images" in reply.json["field_errors"]
+    assert temp_files(services) == []
+    assert await services.db.files.count_documents({}) == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_aborted_upload_leaves_no_temp_file(http_client, base_url, tokens, services):
+    assert http_client is not None  # (this fixture starts the server)
+    body, headers = multipart(files=[("file", "a.glb", b"glTF" + bytes(2_000_000))])
+    port = int(urlparse(base_url).port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST /api/upload/model HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {await tokens(CREATOR)}\r\n"
+            f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n")
+    writer.write(head.encode() + body[:500_000])
+    await writer.drain()
+    deadline = time.monotonic() + 10
+    while not temp_files(services) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert temp_files(services), "the upload was being spooled"
+    writer.close()
+    while temp_files(services) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     assert temp_files(services) == []
     assert await services.db.files.count_documents({}) == 0

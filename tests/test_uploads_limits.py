@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from tornado.httpclient import HTTPRequest
-
-from config import RateLimit
 from test_uploads import (
     CREATOR,
     MODEL_FIELDS,
@@ -19,6 +16,9 @@ from test_uploads import (
     temp_files,
     upload,
 )
+from tornado.httpclient import HTTPRequest
+
+from config import RateLimit
 
 IMAGE_LIMIT = 50_000
 
