@@ -527,6 +527,25 @@ async def delete_model(db, model_id) -> dict:
     return doc
 
 
+async def remove_model(db, model_id, *, by_staff: bool = False) -> tuple[dict, list[str]]:
+    """Take a model off the platform with everything that hangs off it (seed 000 §3 DELETE).
+
+    A creator cannot delete a model somebody bought (409 MODEL_HAS_PURCHASES: buyers keep
+    their downloads; unpublish it instead); staff can, for moderation. Likes, comments, view
+    records, media and collection entries go with the model. Returns (the deleted document,
+    storage keys of its media for the caller to delete). Raises NotFound, Conflict.
+    """
+    from documents import collections, engagement
+
+    oid = require_id(model_id, "Model")
+    if not by_staff and await db["purchases"].find_one({"model_id": oid}, {"_id": 1}):
+        raise Conflict("This model has buyers; unpublish it instead of deleting it",
+                       "MODEL_HAS_PURCHASES")
+    doc = await delete_model(db, oid)
+    await collections.remove_model_everywhere(db, oid)
+    return doc, await engagement.remove_for_model(db, oid)
+
+
 async def toggle_publish(db, model: dict) -> dict:
     """Flip `is_published` (conditional on the value read, so two toggles make two flips).
 

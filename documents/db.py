@@ -35,6 +35,9 @@ DOCUMENT_MODULES = (
     "documents.purchases",
     "documents.earnings",
     "documents.payouts",
+    "documents.communities",
+    "documents.blog",
+    "documents.subscriptions",
 )
 
 

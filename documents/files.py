@@ -23,7 +23,7 @@ from documents.common import omit, render, require_id, utcnow
 from documents.errors import Forbidden, NotFound
 
 COLLECTION = "files"
-KINDS = ("model", "image", "avatar", "attachment", "document", "thumbnail")
+KINDS = ("model", "image", "avatar", "attachment", "document", "thumbnail", "video")
 
 INDEXES = {
     COLLECTION: [

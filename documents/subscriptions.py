@@ -135,6 +135,8 @@ async def subscribe(db, provider, user: dict, plan_id: str, payment_method_token
         raise Conflict("You already have a subscription", "ALREADY_SUBSCRIBED")
     attempt = await _claim(db, user["_id"])
     try:
+        if await current(db, user["_id"]) is not None:   # stored by a request that just ended
+            raise Conflict("You already have a subscription", "ALREADY_SUBSCRIBED")
         result = await provider.create_payment_intent(
             chosen["price_cents"], CURRENCY, idempotency_key=f"subscription-{attempt}",
             metadata={"kind": "subscription", "user_id": str(user["_id"]), "plan": plan_id,

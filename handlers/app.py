@@ -50,6 +50,12 @@ HANDLER_MODULES = (
     "handlers.checkout",
     "handlers.purchases",
     "handlers.webhooks",
+    "handlers.earnings",
+    "handlers.analytics",
+    "handlers.admin.revenue",
+    "handlers.subscriptions",
+    "handlers.blog",
+    "handlers.search",
 )
 
 

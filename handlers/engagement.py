@@ -283,7 +283,7 @@ class RecordVideoHandler(_ModelMediaUpload):
     async def handle(self, form: ReceivedForm) -> None:
         part = self.required_file(form)
         stored, record = await self.store_and_record(
-            lambda: store_video(self.services, part), "attachment", part)
+            lambda: store_video(self.services, part), "video", part)
         media = await self.keep(stored, record, "video", stored.url)
         out = engagement.render_media(media)
         if out["url"] is None:

@@ -20,7 +20,7 @@ from storage.validate import CONTENT_TYPES, EXTENSIONS
 
 CHUNK_BYTES = 256 * 1024
 _TYPES_BY_EXTENSION = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
-_TYPES_BY_EXTENSION["jpeg"] = "image/jpeg"
+_TYPES_BY_EXTENSION.update(jpeg="image/jpeg", mp4="video/mp4", webm="video/webm")
 
 
 def content_type_of(key: str) -> str:

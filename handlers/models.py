@@ -159,9 +159,11 @@ class ModelHandler(ApiHandler):
         self.write_json((await catalog.render_models(self.db, [model], user))[0])
 
     async def delete(self, model_id: str) -> None:
-        """Delete a model (creator or staff); counters are fixed. 204."""
+        """Delete a model (creator or staff); counters are fixed. 204; 409 MODEL_HAS_PURCHASES when bought."""
         model = await catalog.get_managed(self.db, model_id, self.require_user())
-        await catalog.delete_model(self.db, model["_id"])
+        _, media_keys = await catalog.remove_model(self.db, model["_id"], by_staff=self.is_staff())
+        for key in media_keys:
+            await self.services.storage.delete(key)
         self.no_content()
 
 

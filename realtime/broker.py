@@ -16,10 +16,11 @@ gives each history event a per-channel **offset**. Two implementations:
 
 Offsets: the offset is the value of a per-channel counter (``INCR``), also used as the
 stream entry id ``<offset>-0`` so history reads are a plain ``XRANGE``. A fresh counter
-starts at ``unix_seconds * 1_000_000`` rather than 0, so offsets keep growing even when Redis
-loses its data (restart without persistence) or a channel's keys expire: an old offset is
-then simply older than the retained history (``recovered: false``), never confused with a
-new event. Values stay below 2**53 (safe as JavaScript numbers) until the year 2255.
+starts at ``unix_milliseconds * 1000`` rather than 0, so offsets keep growing even when Redis
+loses its data (restart without persistence) or a channel's keys expire (unless a channel
+averaged over a million events a second): an old offset is then simply older than the
+retained history (``recovered: false``), never confused with a new event. Values stay below
+2**53 (safe as JavaScript numbers) until the year 2255.
 
 Interface used by the hub (both classes)::
 
@@ -48,12 +49,10 @@ log = logging.getLogger("hwc3d.realtime")
 Deliver = Callable[[str, "int | None", str], None]
 OnResubscribed = Callable[[list], Awaitable[None]]
 
-OFFSET_SCALE = 1_000_000
-
-
 def offset_base(clock: Callable[[], float] = time.time) -> int:
-    """The value a fresh channel counter starts from (its first offset is one more)."""
-    return int(clock()) * OFFSET_SCALE
+    """The value a fresh channel counter starts from (its first offset is one more):
+    the current time in milliseconds × 1000."""
+    return int(clock() * 1000) * 1000
 
 
 def finish_frame(head: str, offset: int | None) -> str:

@@ -103,15 +103,14 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
-            while True:
-                while not self._queue:
+            while not self.closed:
+                if not self._queue:
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
                 item = self._queue.popleft()
                 for text in item if isinstance(item, list) else (item,):
                     await self._send(text)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - the socket is gone; on_close cleans up
             log.debug("socket write stopped: %r", exc)
             self.closed = True
@@ -131,18 +130,16 @@ class Connection:
         """Stop writing and close the socket with `code` and `reason`."""
         if self.closed:
             return
-        self.closed = True
-        self._queue.clear()
-        self._buffer = None
-        self._writer.cancel()
+        self.stop()
         try:
             self._close(code, reason)
         except Exception:
             log.debug("close failed", exc_info=True)
 
     def stop(self) -> None:
-        """The socket closed by itself: stop the writer, drop what is queued."""
+        """Stop writing and drop what is queued (the writer ends at its next turn; a write
+        in flight is not cancelled, it fails when Tornado drops the stream)."""
         self.closed = True
         self._queue.clear()
         self._buffer = None
-        self._writer.cancel()
+        self._wake.set()

@@ -159,7 +159,10 @@ class Hub:
                           on_slow=self._slow)
 
     def _slow(self, conn: Connection) -> None:
+        """A socket overflowed its queue: count it and take it out of the channel at once
+        (its socket is being closed with 4008)."""
         self.metrics.slow_consumers.labels(hub_label(conn.channel or "unknown")).inc()
+        self.release(conn)
 
     async def join(self, conn: Connection, channel: str, *, since: int | None = None,
                    presence: bool = True, recover: bool = False) -> None:

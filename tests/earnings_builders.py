@@ -7,12 +7,10 @@ import itertools
 import uuid
 from datetime import timedelta
 
-import pytest
 from bson import ObjectId
 
 from documents import money, users
 from documents.common import to_cents, utcnow
-from handlers import app as app_module
 
 ADMIN = "admin@hwc3d.com"
 MODERATOR = "moderator@hwc3d.com"
@@ -124,16 +122,3 @@ async def add_bank(api, token, **extra) -> dict:
     assert reply.status == 201, reply.json
     return reply.json
 
-
-MY_HANDLERS = ("handlers.earnings", "handlers.analytics", "handlers.admin.revenue",
-               "handlers.subscriptions")
-
-
-@pytest.fixture(name="app")
-def wired_app(services, monkeypatch):
-    """The app with this part's handler modules, also before the lead lists them in
-    `handlers.app.HANDLER_MODULES` (then this adds nothing)."""
-    missing = tuple(m for m in MY_HANDLERS if m not in app_module.HANDLER_MODULES)
-    if missing:
-        monkeypatch.setattr(app_module, "HANDLER_MODULES", app_module.HANDLER_MODULES + missing)
-    return app_module.make_app(services)

@@ -5,10 +5,20 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
+from earnings_builders import (
+    ADMIN,
+    BUYER,
+    BUYER2,
+    CREATOR,
+    CREATOR2,
+    MODERATOR,
+    cents,
+    make_model,
+    make_sale,
+    uid,
+)
 
 from documents.common import utcnow
-from earnings_builders import (ADMIN, BUYER, BUYER2, CREATOR, CREATOR2, MODERATOR, cents,
-                               make_model, make_sale, uid, wired_app)  # noqa: F401
 
 REVENUE_ROUTES = ("/api/admin/revenue", "/api/admin/revenue/stats",
                   "/api/admin/revenue/transactions", "/api/admin/transactions",

@@ -14,21 +14,6 @@ ADMIN = "650000000000000000000001"
 UNKNOWN = "ffffffffffffffffffffffff"
 
 
-@pytest.fixture(autouse=True)
-def _blog_wired(monkeypatch):
-    """Adds the blog to the module lists until `handlers.app` / `documents.db` list it
-    (a no-op once they do)."""
-    from documents import db as db_module
-    from handlers import app as app_module
-
-    if "handlers.blog" not in app_module.HANDLER_MODULES:
-        monkeypatch.setattr(app_module, "HANDLER_MODULES",
-                            app_module.HANDLER_MODULES + ("handlers.blog",))
-    if "documents.blog" not in db_module.DOCUMENT_MODULES:
-        monkeypatch.setattr(db_module, "DOCUMENT_MODULES",
-                            db_module.DOCUMENT_MODULES + ("documents.blog",))
-
-
 def words(n: int) -> str:
     return " ".join(f"word{i}" for i in range(n))
 
@@ -194,6 +179,13 @@ async def test_slugs_are_unique(api, tokens, services):
                           json={"title": "Slugged", "content": "x", "slug": bad})
         assert reply.status == 422 and "slug" in reply.json["field_errors"], bad
     assert await services.db.blog_posts.count_documents({}) == 4
+
+    replies = await asyncio.gather(*[
+        api("POST", "/api/admin/blog/posts", json={"title": "Race Day", "content": "x"},
+            token=admin) for _ in range(6)])
+    assert [r.status for r in replies] == [201] * 6
+    assert sorted(r.json["slug"] for r in replies) == sorted(
+        ["race-day"] + [f"race-day-{i}" for i in range(2, 7)])
 
 
 # --------------------------------------------------------------------------- listing

@@ -6,11 +6,21 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
+from earnings_builders import (
+    BUYER,
+    BUYER2,
+    CREATOR,
+    CREATOR2,
+    balance,
+    cents,
+    make_model,
+    make_sale,
+    refund_line,
+    uid,
+)
 
 from documents import earnings, money
 from documents.common import utcnow
-from earnings_builders import (BUYER, BUYER2, CREATOR, CREATOR2, balance, cents, make_model,
-                               make_sale, refund_line, uid, wired_app)  # noqa: F401
 
 AWKWARD = (1, 99, 1999, 123456)          # 0.01, 0.99, 19.99, 1234.56
 FEES = (0, 7, 150, 9259)                # 7.5 % rounded half up

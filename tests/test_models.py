@@ -565,3 +565,17 @@ async def test_user_stats(api, services, tokens):
     assert me.status == 200 and me.json["models_count"] == 2
     assert (await api("GET", "/api/users/me/stats")).status == 401
     assert (await api("GET", "/api/users/ghost-user/stats")).status == 404
+
+
+@pytest.mark.gen_test
+async def test_a_bought_model_cannot_be_deleted_by_its_creator_but_staff_can(api, tokens, services):
+    robot = ObjectId("652000000000000000000001")  # creator@hwc3d.com's, approved
+    await services.db.purchases.insert_one({"user_id": ObjectId("650000000000000000000005"),
+                                            "model_id": robot, "status": "active"})
+    reply = await api("DELETE", f"/api/models/{robot}", token=await tokens("creator@hwc3d.com"))
+    assert reply.status == 409 and reply.json["error_code"] == "MODEL_HAS_PURCHASES"
+    assert await services.db.models.count_documents({"_id": robot}) == 1
+
+    reply = await api("DELETE", f"/api/admin/models/{robot}", token=await tokens("admin@hwc3d.com"))
+    assert reply.status == 204
+    assert await services.db.models.count_documents({"_id": robot}) == 0

@@ -5,9 +5,18 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-
-from earnings_builders import (ADMIN, BUYER, CREATOR, CREATOR2, MODERATOR, add_bank, balance,
-                               cents, give_available, uid, wired_app)  # noqa: F401
+from earnings_builders import (
+    ADMIN,
+    BUYER,
+    CREATOR,
+    CREATOR2,
+    MODERATOR,
+    add_bank,
+    balance,
+    cents,
+    give_available,
+    uid,
+)
 
 
 async def everything(db) -> str:

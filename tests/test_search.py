@@ -16,16 +16,6 @@ WORD = "zyxqor"     # appears in no fixture
 ROBOT = "652000000000000000000001"
 
 
-@pytest.fixture(autouse=True)
-def _search_wired(monkeypatch):
-    """Adds the search route to HANDLER_MODULES until `handlers.app` lists it (no-op after)."""
-    from handlers import app as app_module
-
-    if "handlers.search" not in app_module.HANDLER_MODULES:
-        monkeypatch.setattr(app_module, "HANDLER_MODULES",
-                            app_module.HANDLER_MODULES + ("handlers.search",))
-
-
 async def search(api, token=None, **params):
     return await api("GET", "/api/search?" + urlencode(params, doseq=True), token=token)
 

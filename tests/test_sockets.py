@@ -115,6 +115,12 @@ async def until(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@pytest.fixture(autouse=True)
+def _served(http_server):
+    """Every test here talks to the pytest-tornado server of `app` (`base_url`)."""
+    return http_server
+
+
 # --------------------------------------------------------------------------- auth
 
 @pytest.mark.gen_test
@@ -397,7 +403,7 @@ async def test_since_past_the_history_bound_is_not_recovered(services, base_url,
 
 # --------------------------------------------------------------------------- limits
 
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("settings_overrides", [{"ws_queue_size": 8}], indirect=True)
 async def test_slow_consumer_is_closed_and_others_keep_receiving(services, base_url, tokens):
     hub, channel = services.hub, f"notifications:{BUYER}"

@@ -111,7 +111,9 @@ class AdminModelHandler(AdminModelHandlerBase):
     @staff("models.moderate")
     async def delete(self, model_id: str) -> None:
         """Delete a model (seed 001 §13); counters are fixed. 204."""
-        model = await catalog.delete_model(self.db, model_id)
+        model, media_keys = await catalog.remove_model(self.db, model_id, by_staff=True)
+        for key in media_keys:
+            await self.services.storage.delete(key)
         await self.record_action("model_deleted", model, {"title": model["title"]})
         self.no_content()
 

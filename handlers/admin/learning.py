@@ -1,0 +1,2 @@
+"""Stub (in progress)."""
+routes: list = []

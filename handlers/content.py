@@ -1,0 +1,2 @@
+"""Site content routes (work in progress)."""
+routes: list = []
