@@ -45,7 +45,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents import catalog, categories, notifications, users
-from documents.common import omit, paginate, render, require_id, search_regex, utcnow
+from documents.common import (
+    object_id,
+    omit,
+    paginate,
+    render,
+    require_id,
+    search_regex,
+    utcnow,
+)
 from documents.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 
 COLLECTION = "bounties"
@@ -103,16 +111,17 @@ def accepting_applications(bounty: dict, now: datetime | None = None) -> bool:
     return bounty.get("status") == "open" and bounty["deadline"] > (now or utcnow())
 
 
-def list_query(filters: dict, *, staff: bool = False) -> dict:
+def list_query(filters: dict, *, all_statuses: bool = False) -> dict:
     """The filter of a bounty listing.
 
     `filters`: status, category, min_budget_cents, max_budget_cents, search, creator_id.
-    Public listings never show cancelled bounties; staff listings show every status.
+    Without a `status` filter, cancelled bounties are left out unless `all_statuses` (staff,
+    or the owner's own list).
     """
     query: dict = {}
     if filters.get("status"):
         query["status"] = filters["status"]
-    elif not staff:
+    elif not all_statuses:
         query["status"] = {"$in": list(PUBLIC_STATUSES)}
     if filters.get("category"):
         query["category"] = {"$regex": f"^{re.escape(filters['category'].strip())}$",
@@ -130,10 +139,11 @@ def list_query(filters: dict, *, staff: bool = False) -> dict:
 
 
 async def list_page(db, filters: dict, *, page: int, limit: int, sort: str = "newest",
-                    staff: bool = False) -> tuple[list[dict], dict]:
+                    all_statuses: bool = False) -> tuple[list[dict], dict]:
     """One page of bounties matching `filters` (see `list_query`), sorted by `sort`
     ("newest", "budget" high→low, "deadline" soonest first). Returns (docs, meta)."""
-    return await paginate(db[COLLECTION], list_query(filters, staff=staff), page=page,
+    return await paginate(db[COLLECTION], list_query(filters, all_statuses=all_statuses),
+                          page=page,
                           limit=limit, sort=SORTS[sort])
 
 
@@ -286,8 +296,8 @@ async def select_winner(db, hub, bounty_id: Any, owner: dict, application_id: An
     bounty = await get(db, bounty_id)
     if not is_owner(owner, bounty):
         raise Forbidden("Only the bounty's owner can select a winner", "NOT_BOUNTY_OWNER")
-    application = await db[APPLICATIONS].find_one(
-        {"_id": require_id(application_id, "Application"), "bounty_id": bounty["_id"]})
+    oid = object_id(application_id)
+    application = oid and await db[APPLICATIONS].find_one({"_id": oid, "bounty_id": bounty["_id"]})
     if application is None:
         raise NotFound("Application not found", "APPLICATION_NOT_FOUND")
     now = utcnow()

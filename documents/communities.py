@@ -14,16 +14,41 @@ Chat access (`chat_access`): active members write; staff holding
 `communities.moderate` write anywhere; anyone signed in may read the live feed of a public
 active community; a private community is closed to non-members; a community that is not
 active does not exist except to staff.
+
+Community rules (issue 4 item 1; seed 000 §5, seed 001 §8 and §13 "Community Management"):
+- A community created by a user is `pending` until staff approve it (`approve`, conditional
+  pending → active; the creator is notified `community_approved`); staff create active ones.
+  Its name is unique case-insensitively (`name_lower`, 409 COMMUNITY_NAME_TAKEN). The creator
+  becomes its `admin` member, so `member_count` starts at 1.
+- Who sees what: name, description, rules and counts of an active community are public (a
+  private one too, so that people can ask to join); its posts and members are for active
+  members and staff (`can_read`). A pending or suspended community exists only for staff
+  and its creator.
+- Joining a public community, or a private one without `require_approval`, makes an active
+  member at once (`member_joined` on ``community:<id>``); a private community with
+  `require_approval` keeps a `pending` request (202) until a community admin/moderator or
+  staff approves it. `member_count` counts active members: it moves with `$inc` right after
+  the membership write that changes it, on the request whose write matched (the unique
+  (community_id, user_id) index stops double joins: 409 ALREADY_MEMBER).
+- The last admin cannot leave or step down (409 LAST_ADMIN): hand the role over first
+  (`set_role`). Demoting an admin first moves the record off `admin` conditionally, then
+  counts the admins left and moves it back when none is, so racing admins can never leave
+  a community with no admin (at worst both get 409 and retry).
+- Update: community admins/moderators and staff (`can_manage`). Delete: the creator or
+  staff; a hard delete that cascades to members, posts and chat messages, and dismisses the
+  pending reports about its posts (the name becomes free again).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from documents import users
-from documents.common import object_id, render, utcnow
-from documents.errors import Forbidden, NotFound
+from documents import notifications, users
+from documents.common import object_id, omit, paginate, render, require_id, search_regex, utcnow
+from documents.errors import Conflict, Forbidden, NotFound
 from documents.support import clean_attachments, clean_content
 
 COMMUNITIES = "communities"
@@ -37,6 +62,10 @@ INDEXES = {
               IndexModel([("user_id", ASCENDING)])],
     CHAT: [IndexModel([("community_id", ASCENDING), ("created_at", ASCENDING)])],
 }
+INDEXES[COMMUNITIES] += [IndexModel([("status", ASCENDING), ("member_count", DESCENDING)]),
+                         IndexModel([("category", ASCENDING)])]
+INDEXES[MEMBERS] += [IndexModel([("community_id", ASCENDING), ("status", ASCENDING),
+                                 ("joined_at", ASCENDING)])]
 
 
 def channel_of(community_id: Any) -> str:

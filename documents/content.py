@@ -31,7 +31,8 @@ audience is refused with 422 before anything is sent.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -71,7 +72,7 @@ MB = 1024 * 1024
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -290,8 +291,8 @@ def check_placeholders(**texts: str | None) -> None:
     for field, text in texts.items():
         unknown = [n for n in placeholders_in(text) if n not in PLACEHOLDERS]
         if unknown:
-            errors[field] = [f"Unknown placeholder(s): {', '.join(unknown)}; "
-                             f"allowed: {', '.join(PLACEHOLDERS)}."]
+            errors[field] = [(f"Unknown placeholder(s): {', '.join(unknown)}; "
+                              f"allowed: {', '.join(PLACEHOLDERS)}.")]
     if errors:
         raise Invalid(errors)
 
@@ -647,10 +648,11 @@ def docs_section(slug: str) -> dict:
 
 # --------------------------------------------------------------------------- tag suggestions
 
-STOP_WORDS = frozenset(
-    "a an and are as at be by for from has have in into is it its of on or that the this to "
-    "with without very my your our their made make new high low quality model models 3d "
-    "file files ready use used using".split())
+STOP_WORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "into",
+    "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "with", "without", "very",
+    "my", "your", "our", "their", "made", "make", "new", "high", "low", "quality", "model",
+    "models", "3d", "file", "files", "ready", "use", "used", "using"))
 
 # Word (or hyphenated pair) → tag. A rule-based vocabulary of 3D terms, not a learned model.
 TAG_VOCABULARY = {
@@ -696,7 +698,7 @@ TAGGER_METHOD = ("rule-based keyword tagger (not a machine-learning model): titl
 def _tokens(*texts: str | None) -> list[str]:
     """Lower-case words without stop-words, followed by each adjacent pair joined by '-'."""
     words = [w for text in texts for w in TOKEN_RE.findall((text or "").lower())]
-    pairs = [f"{a}-{b}" for a, b in zip(words, words[1:])]
+    pairs = [f"{a}-{b}" for a, b in pairwise(words)]
     return [w for w in words if w not in STOP_WORDS] + pairs
 
 

@@ -233,7 +233,7 @@ async def _refund(provider, intent) -> None:
         await provider.refund(intent.id, intent.amount_cents,
                               idempotency_key=f"course-refund:{intent.id}")
     except DomainError:
-        log.error("refund of course payment %s failed", intent.id, exc_info=True)
+        log.exception("refund of course payment %s failed", intent.id)
 
 
 # --------------------------------------------------------------------------- staff writes

@@ -171,18 +171,20 @@ class RedisBroker:
 
     `url` is REDIS_URL. Keys: ``<prefix>off:<channel>`` (counter), ``<prefix>hist:<channel>``
     (stream); the pub/sub channel is ``<prefix>ch:<channel>``. Commands go through a client
-    with no retries and short timeouts, so that a Redis outage fails a publish at once (the
-    hub then delivers locally) instead of stalling it.
+    with one immediate retry (a connection broken by a Redis restart is replaced) and short
+    timeouts, so that a Redis outage fails a publish at once (the hub then delivers locally)
+    instead of stalling it. `connected` is False from the moment the pub/sub connection is
+    lost until it is back: meanwhile the hub does not try Redis at all.
     """
 
     def __init__(self, url: str, history_size: int, history_ttl: int, *,
                  prefix: str = "hwc3d:rt:", ping_interval: float = 5.0):
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
         self._size, self._ttl, self._prefix = history_size, int(history_ttl), prefix
-        self.commands = aioredis.from_url(url, retry=Retry(NoBackoff(), 0), decode_responses=False,
+        self.commands = aioredis.from_url(url, retry=Retry(NoBackoff(), 1), decode_responses=False,
                                           socket_connect_timeout=2, socket_timeout=5)
         self._pubsub_pool = aioredis.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=None,
@@ -195,6 +197,8 @@ class RedisBroker:
         self._waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
         self._lock = asyncio.Lock()
         self._conn = None
+        self._healthy = True
+        self._first_attempt = asyncio.Event()
         self._last_read = 0.0
         self._tasks: list[asyncio.Task] = []
         self._deliver: Deliver | None = None
@@ -202,8 +206,9 @@ class RedisBroker:
 
     @property
     def connected(self) -> bool:
-        """True while the pub/sub connection is up."""
-        return self._conn is not None
+        """False while Redis is known to be unreachable (the pub/sub connection failed and is
+        not back yet)."""
+        return self._healthy
 
     def _key(self, kind: str, channel: str) -> str:
         return f"{self._prefix}{kind}:{channel}"
@@ -213,6 +218,10 @@ class RedisBroker:
         self._deliver, self._on_resubscribed = deliver, on_resubscribed
         self._tasks = [asyncio.create_task(self._run(), name="redis-pubsub-reader"),
                        asyncio.create_task(self._watchdog(), name="redis-pubsub-watchdog")]
+        try:
+            await asyncio.wait_for(self._first_attempt.wait(), 3.0)
+        except TimeoutError:
+            log.warning("Redis did not answer at start-up; going on, the reader keeps trying")
 
     # ---------------------------------------------------------------- subscriptions
 
@@ -282,6 +291,8 @@ class RedisBroker:
         while True:
             try:
                 await self._connect()
+                self._healthy = True
+                self._first_attempt.set()
                 if outage:
                     log.warning("Redis pub/sub reconnected; resubscribed %d channels",
                                 len(self._channels))
@@ -292,7 +303,8 @@ class RedisBroker:
             except Exception as exc:  # noqa: BLE001 - Redis went away: retry
                 if not outage:
                     log.warning("Redis pub/sub connection lost (%s); local delivery goes on", exc)
-                outage = True
+                outage, self._healthy = True, False
+                self._first_attempt.set()
             await self._drop()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)

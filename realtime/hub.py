@@ -311,6 +311,7 @@ class Hub:
         for members in list(self._channels.values()):
             for conn in list(members):
                 conn.close(GOING_AWAY, "server shutting down")
+                self.release(conn)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:

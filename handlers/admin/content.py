@@ -1,2 +1,414 @@
-"""Site content routes (work in progress)."""
-routes: list = []
+"""Admin site content (seed 001 §13 Testimonials, Slider, Emails, Settings; seed 000 §7).
+
+Staff routes; the permission of each verb is in its decorator:
+- testimonials (`content.manage`): `GET/POST /api/admin/testimonials`,
+  `PUT/DELETE /api/admin/testimonials/{id}`, `PUT /api/admin/testimonials/{id}/approve`;
+- slider (`content.manage`): `GET/POST /api/admin/slider`, `PUT/DELETE /api/admin/slider/{id}`;
+- settings (`settings.manage`): `GET/PUT /api/admin/settings`;
+- emails (`content.manage` for templates, `emails.send` for sending and history):
+  `GET/POST /api/admin/emails/templates`, `PUT/DELETE /api/admin/emails/templates/{id}`,
+  `POST /api/admin/emails/send`, `GET /api/admin/emails/history`;
+- announcements (`content.manage`): `POST /api/admin/announcements`.
+
+Sends and settings changes are written to the `admin_actions` audit log.
+"""
+from __future__ import annotations
+
+from marshmallow import (
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
+
+from documents import admin_actions, content
+from documents.common import render
+from documents.errors import Invalid
+from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+
+ID = r"([^/]+)"
+URL = validate.Regexp(r"^(https?://\S+|/(?!/)\S*)$",
+                      error="Must be an http(s) URL or a path starting with /.")
+OBJECT_ID = validate.Regexp(r"^[0-9a-fA-F]{24}$", error="Not a valid id.")
+
+
+def _strip(data):
+    if isinstance(data, dict):
+        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+    return data
+
+
+class Stripped(ApiSchema):
+    @pre_load
+    def _strip(self, data, **kwargs):
+        return _strip(data)
+
+
+class BlankDroppingQuery(PageQuery):
+    @pre_load
+    def _blank(self, data, **kwargs):
+        return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
+
+
+# --------------------------------------------------------------------------- testimonials
+
+class TestimonialBody(Stripped):
+    """A testimonial's editable fields (all optional on update)."""
+
+    author_name = fields.String(validate=validate.Length(min=1, max=100))
+    author_title = fields.String(allow_none=True, validate=validate.Length(max=100))
+    avatar_url = fields.String(allow_none=True, validate=[validate.Length(max=500), URL])
+    content = fields.String(validate=validate.Length(min=1, max=2000))
+    rating = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
+    user_id = fields.String(allow_none=True, validate=OBJECT_ID)
+    is_approved = fields.Boolean()
+    is_featured = fields.Boolean()
+    order = fields.Integer(strict=True, validate=validate.Range(min=0, max=10_000))
+
+
+class NewTestimonialBody(TestimonialBody):
+    author_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    content = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    rating = fields.Integer(strict=True, load_default=5, validate=validate.Range(min=1, max=5))
+
+
+class ApproveBody(ApiSchema):
+    is_approved = fields.Boolean(load_default=True)
+
+
+class TestimonialsQuery(BlankDroppingQuery):
+    status = fields.String(validate=validate.OneOf(("approved", "pending")))
+    search = fields.String(validate=validate.Length(max=100))
+
+
+class AdminTestimonialsHandler(ApiHandler):
+    @staff("content.manage")
+    @query(TestimonialsQuery)
+    @responds(paginated=True)
+    async def get(self) -> None:
+        """Every testimonial, newest first (seed 001 §13), filtered by `status`
+        (approved|pending) and `search`; paginated."""
+        q = self.query
+        docs, meta = await content.list_testimonials(
+            self.db, page=q["page"], limit=q["limit"], status=q.get("status"),
+            search=q.get("search"))
+        self.write_page([render(d) for d in docs], meta)
+
+    @staff("content.manage")
+    @body(NewTestimonialBody)
+    @responds(status=201)
+    async def post(self) -> None:
+        """Create a testimonial (author_name, content required; rating 1–5, default 5;
+        not approved unless `is_approved`). 201; 422 for bad fields or an unknown user_id."""
+        self.write_json(render(await content.create_testimonial(self.db, self.body)), 201)
+
+
+class AdminTestimonialHandler(ApiHandler):
+    @staff("content.manage")
+    @body(TestimonialBody)
+    async def put(self, testimonial_id: str) -> None:
+        """Update a testimonial's fields; 404 unknown, 422 bad fields or nothing to update."""
+        if not self.body:
+            raise Invalid({"_schema": ["Nothing to update."]})
+        doc = await content.update_testimonial(self.db, testimonial_id, self.body)
+        self.write_json(render(doc))
+
+    @staff("content.manage")
+    async def delete(self, testimonial_id: str) -> None:
+        """Delete a testimonial; 204, or 404."""
+        await content.delete_testimonial(self.db, testimonial_id)
+        self.no_content()
+
+
+class AdminTestimonialApproveHandler(ApiHandler):
+    @staff("content.manage")
+    @body(ApproveBody)
+    async def put(self, testimonial_id: str) -> None:
+        """Approve a testimonial (or withdraw approval with ``{"is_approved": false}``), so
+        it shows (or stops showing) on `GET /api/testimonials`. 200 with it; 404."""
+        doc = await content.approve_testimonial(self.db, testimonial_id, self.body["is_approved"])
+        self.write_json(render(doc))
+
+
+# --------------------------------------------------------------------------- slider
+
+class SlideBody(Stripped):
+    title = fields.String(validate=validate.Length(min=1, max=120))
+    subtitle = fields.String(allow_none=True, validate=validate.Length(max=300))
+    image_url = fields.String(validate=[validate.Length(max=500), URL])
+    link_url = fields.String(allow_none=True, validate=[validate.Length(max=500), URL])
+    cta_text = fields.String(allow_none=True, validate=validate.Length(max=40))
+    order = fields.Integer(strict=True, validate=validate.Range(min=0, max=10_000))
+    is_active = fields.Boolean()
+    starts_at = fields.AwareDateTime(allow_none=True, default_timezone=None)
+    ends_at = fields.AwareDateTime(allow_none=True, default_timezone=None)
+
+
+class NewSlideBody(SlideBody):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    image_url = fields.String(required=True, validate=[validate.Length(max=500), URL])
+
+
+class AdminSlidesHandler(ApiHandler):
+    @staff("content.manage")
+    async def get(self) -> None:
+        """Every slide in display order (seed 001 §13 Slider): ``{"items": [...]}``."""
+        self.write_json({"items": [render(s) for s in await content.list_slides(self.db)]})
+
+    @staff("content.manage")
+    @body(NewSlideBody)
+    @responds(status=201)
+    async def post(self) -> None:
+        """Create a slide (title and image_url required; image_url from `POST
+        /api/upload/image`). Times are ISO 8601 with a zone; 422 when ends_at ≤ starts_at."""
+        self.write_json(render(await content.create_slide(self.db, self.body)), 201)
+
+
+class AdminSlideHandler(ApiHandler):
+    @staff("content.manage")
+    @body(SlideBody)
+    async def put(self, slide_id: str) -> None:
+        """Update a slide; 404 unknown, 422 bad fields, inverted window or nothing to update."""
+        if not self.body:
+            raise Invalid({"_schema": ["Nothing to update."]})
+        self.write_json(render(await content.update_slide(self.db, slide_id, self.body)))
+
+    @staff("content.manage")
+    async def delete(self, slide_id: str) -> None:
+        """Delete a slide; 204, or 404."""
+        await content.delete_slide(self.db, slide_id)
+        self.no_content()
+
+
+# --------------------------------------------------------------------------- settings
+
+class SettingsBody(Stripped):
+    """A partial update of the platform settings. `platform_fee_percent` is read-only: it
+    may be sent back unchanged (7.5) and is ignored; any other value is a 422."""
+
+    site_name = fields.String(validate=validate.Length(min=1, max=80))
+    maintenance_mode = fields.Boolean()
+    allow_registrations = fields.Boolean()
+    max_upload_mb = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000))
+    featured_categories = fields.List(fields.String(validate=validate.Length(min=1, max=60)),
+                                      validate=validate.Length(max=20))
+    support_email = fields.Email(validate=validate.Length(max=254))
+    platform_fee_percent = fields.Float()
+
+    @validates_schema
+    def _read_only(self, data, **kwargs):
+        fee = data.get("platform_fee_percent")
+        if fee is not None and fee != content.platform_fee_percent():
+            raise ValidationError(
+                f"Read-only: the platform fee is {content.platform_fee_percent()}%.",
+                "platform_fee_percent")
+        if not set(data) - {"platform_fee_percent"}:
+            raise ValidationError("Nothing to update.", "_schema")
+
+    @post_load
+    def _drop_read_only(self, data, **kwargs):
+        data.pop("platform_fee_percent", None)
+        return data
+
+
+class AdminSettingsHandler(ApiHandler):
+    @staff("settings.manage")
+    async def get(self) -> None:
+        """The platform settings (seed 001 §13): ``{id: "platform", site_name,
+        maintenance_mode, allow_registrations, platform_fee_percent (7.5, read-only),
+        max_upload_mb, featured_categories, support_email, updated_at, updated_by}``."""
+        self.write_json(render(await content.get_settings(self.db, self.settings_)))
+
+    @staff("settings.manage")
+    @body(SettingsBody)
+    async def put(self) -> None:
+        """Change some settings (partial update); 422 for unknown fields, bad values,
+        unknown categories or max_upload_mb above the server's limit. 200 with all settings."""
+        doc = await content.update_settings(self.db, self.settings_, self.body,
+                                            self.current_user)
+        await admin_actions.record(self.db, self.current_user, "settings_updated", "settings",
+                                   content.SETTINGS_ID, {"changes": sorted(self.body)})
+        self.write_json(render(doc))
+
+
+# --------------------------------------------------------------------------- email templates
+
+class TemplateBody(Stripped):
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    subject = fields.String(validate=validate.Length(min=1, max=200))
+    body = fields.String(validate=validate.Length(min=1, max=50_000))
+    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+
+
+class NewTemplateBody(TemplateBody):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=50_000))
+
+
+class TemplatesQuery(BlankDroppingQuery):
+    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+
+
+class AdminTemplatesHandler(ApiHandler):
+    @staff("content.manage")
+    @query(TemplatesQuery)
+    @responds(paginated=True)
+    async def get(self) -> None:
+        """Email templates by name, with the `placeholders` each uses; paginated."""
+        q = self.query
+        docs, meta = await content.list_templates(self.db, page=q["page"], limit=q["limit"],
+                                                  category=q.get("category"))
+        self.write_page([content.render_template(d) for d in docs], meta)
+
+    @staff("content.manage")
+    @body(NewTemplateBody)
+    @responds(status=201)
+    async def post(self) -> None:
+        """Create a template. Placeholders: {{username}}, {{full_name}}, {{email}},
+        {{site_name}} (422 for others); 409 TEMPLATE_EXISTS for a taken name."""
+        doc = await content.create_template(self.db, self.body)
+        self.write_json(content.render_template(doc), 201)
+
+
+class AdminTemplateHandler(ApiHandler):
+    @staff("content.manage")
+    @body(TemplateBody)
+    async def put(self, template_id: str) -> None:
+        """Update a template; 404, 409 TEMPLATE_EXISTS, 422."""
+        if not self.body:
+            raise Invalid({"_schema": ["Nothing to update."]})
+        doc = await content.update_template(self.db, template_id, self.body)
+        self.write_json(content.render_template(doc))
+
+    @staff("content.manage")
+    async def delete(self, template_id: str) -> None:
+        """Delete a template; 204, or 404."""
+        await content.delete_template(self.db, template_id)
+        self.no_content()
+
+
+# --------------------------------------------------------------------------- sending
+
+class SendEmailBody(Stripped):
+    """Exactly one recipient (`user_id`, `email` or `segment`), and either `template_id` or
+    `subject` and `body`. `category` defaults to the template's, else "marketing"."""
+
+    user_id = fields.String(validate=validate.Length(min=1, max=64))
+    email = fields.Email(validate=validate.Length(max=254))
+    segment = fields.String(validate=validate.OneOf(content.SEGMENTS))
+    template_id = fields.String(validate=validate.Length(min=1, max=64))
+    subject = fields.String(validate=validate.Length(min=1, max=200))
+    body = fields.String(validate=validate.Length(min=1, max=50_000))
+    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+
+    @validates_schema
+    def _shape(self, data, **kwargs):
+        chosen = [k for k in ("user_id", "email", "segment") if k in data]
+        if len(chosen) != 1:
+            raise ValidationError("Give exactly one of user_id, email or segment.", "_schema")
+        if "template_id" in data and ("subject" in data or "body" in data):
+            raise ValidationError("Give template_id or subject and body, not both.", "_schema")
+        if "template_id" not in data:
+            missing = {k: ["Required without template_id."] for k in ("subject", "body")
+                       if k not in data}
+            if missing:
+                raise ValidationError(missing)
+
+
+class EmailHistoryQuery(BlankDroppingQuery):
+    to = fields.String(validate=validate.Length(max=254))
+    status = fields.String(validate=validate.OneOf(("sent", "failed")))
+    category = fields.String(validate=validate.Length(max=50))
+
+
+class SendEmailHandler(ApiHandler):
+    @staff("emails.send")
+    @body(SendEmailBody)
+    async def post(self) -> None:
+        """Send an email (seed 001 §13 "Send email") to one user, one address or a segment
+        ("all", "creators", "buyers"; at most 1,000 recipients, else 422 before anything is
+        sent), through the mailer, which records each email in `emails` (see the history).
+        Placeholders are filled per recipient. 200 ``{sent, failed, recipients, email_ids}``;
+        404 for an unknown user_id or template_id."""
+        data = self.body
+        subject, text, category = await self._message(data)
+        content.check_placeholders(subject=subject, body=text)
+        recipients = await content.email_recipients(
+            self.db, user_id=data.get("user_id"), email=data.get("email"),
+            segment=data.get("segment"))
+        site = await content.get_settings(self.db, self.settings_)
+        result = await content.send_emails(self.services.mailer, recipients, subject=subject,
+                                           body=text, category=category,
+                                           site_name=site["site_name"])
+        await admin_actions.record(
+            self.db, self.current_user, "emails_sent", "email", None,
+            {"recipients": result["recipients"], "subject": subject[:200],
+             "segment": data.get("segment"), "template_id": data.get("template_id")})
+        self.write_json(result)
+
+    async def _message(self, data: dict) -> tuple[str, str, str]:
+        if "template_id" in data:
+            template = await content.get_template(self.db, data["template_id"])
+            return (template["subject"], template["body"],
+                    data.get("category") or template.get("category") or "marketing")
+        return data["subject"], data["body"], data.get("category") or "marketing"
+
+
+class EmailHistoryHandler(ApiHandler):
+    @staff("emails.send")
+    @query(EmailHistoryQuery)
+    @responds(paginated=True)
+    async def get(self) -> None:
+        """Every email the mailer recorded, newest first (seed 001 §13 "View history"),
+        filtered by `to`, `status` (sent|failed) and `category`; paginated."""
+        q = self.query
+        docs, meta = await content.email_history(
+            self.db, page=q["page"], limit=q["limit"], to=q.get("to"), status=q.get("status"),
+            category=q.get("category"))
+        self.write_page([render(d) for d in docs], meta)
+
+
+# --------------------------------------------------------------------------- announcements
+
+class AnnouncementBody(Stripped):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    message = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    target = fields.String(load_default="all", validate=validate.OneOf(content.SEGMENTS))
+    action_url = fields.String(allow_none=True, validate=[validate.Length(max=500), URL])
+
+
+class AnnouncementsHandler(ApiHandler):
+    @staff("content.manage")
+    @body(AnnouncementBody)
+    @responds(status=201)
+    async def post(self) -> None:
+        """Send an announcement (seed 000 §7): an `announcement` notification, stored and
+        pushed live on `notifications:<user_id>`, for each user of `target` (all | creators |
+        buyers; at most 5,000, else 422 before anything is written). 201 ``{id, title,
+        message, target, action_url, recipient_count, count, created_by, created_at}``."""
+        data = self.body
+        doc = await content.announce(self.db, self.services.hub, self.current_user,
+                                     title=data["title"], message=data["message"],
+                                     target=data["target"], action_url=data.get("action_url"))
+        await admin_actions.record(self.db, self.current_user, "announcement_sent",
+                                   "announcement", doc["_id"],
+                                   {"target": doc["target"], "count": doc["recipient_count"]})
+        self.write_json({**render(doc), "count": doc["recipient_count"]}, 201)
+
+
+routes = [
+    (r"/api/admin/testimonials", AdminTestimonialsHandler),
+    (rf"/api/admin/testimonials/{ID}/approve", AdminTestimonialApproveHandler),
+    (rf"/api/admin/testimonials/{ID}", AdminTestimonialHandler),
+    (r"/api/admin/slider", AdminSlidesHandler),
+    (rf"/api/admin/slider/{ID}", AdminSlideHandler),
+    (r"/api/admin/settings", AdminSettingsHandler),
+    (r"/api/admin/emails/templates", AdminTemplatesHandler),
+    (rf"/api/admin/emails/templates/{ID}", AdminTemplateHandler),
+    (r"/api/admin/emails/send", SendEmailHandler),
+    (r"/api/admin/emails/history", EmailHistoryHandler),
+    (r"/api/admin/announcements", AnnouncementsHandler),
+]

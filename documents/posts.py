@@ -1,0 +1,2 @@
+"""documents/posts.py (community issue, in progress)."""
+INDEXES: dict = {}

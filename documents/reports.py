@@ -1,0 +1,2 @@
+"""documents/reports.py (community issue, in progress)."""
+INDEXES: dict = {}

@@ -1,0 +1,2 @@
+"""handlers/admin/communities.py (community issue, in progress)."""
+routes: list = []

@@ -1,0 +1,2 @@
+"""handlers/communities.py (community issue, in progress)."""
+routes: list = []

@@ -1,0 +1,2 @@
+"""handlers/posts.py (community issue, in progress)."""
+routes: list = []

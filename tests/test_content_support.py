@@ -1,0 +1,101 @@
+"""Helpers for the site-content tests (no tests here): wiring, uploads, GLB builders.
+
+`content_app` builds the app with `handlers.content` and `handlers.admin.content` (and the
+indexes of `documents.content`) even before the lead adds them to HANDLER_MODULES and
+DOCUMENT_MODULES; once they are listed there it changes nothing.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import uuid
+
+import numpy as np
+import trimesh
+from PIL import Image
+from pymongo import IndexModel
+
+from documents import content
+from documents import db as documents_db
+from handlers import app as app_module
+
+CONTENT_HANDLERS = ("handlers.content", "handlers.admin.content")
+
+ADMIN = "admin@hwc3d.com"
+MODERATOR = "moderator@hwc3d.com"
+CREATOR = "creator@hwc3d.com"
+CREATOR2 = "creator2@hwc3d.com"
+BUYER = "buyer@hwc3d.com"
+BUYER2 = "buyer2@hwc3d.com"
+ADMIN_ID = "650000000000000000000001"
+CREATOR_ID = "650000000000000000000003"
+BUYER_ID = "650000000000000000000005"
+UNKNOWN_ID = "64ffffffffffffffffffffff"
+
+
+def content_app(services, monkeypatch, io_loop):
+    """`make_app(services)` with the content routes and indexes present."""
+    missing = tuple(m for m in CONTENT_HANDLERS if m not in app_module.HANDLER_MODULES)
+    if missing:
+        monkeypatch.setattr(app_module, "HANDLER_MODULES", app_module.HANDLER_MODULES + missing)
+    if "documents.content" not in documents_db.DOCUMENT_MODULES:
+        async def create():
+            for name, indexes in content.INDEXES.items():
+                await services.db[name].create_indexes(
+                    [i if isinstance(i, IndexModel) else IndexModel(i) for i in indexes])
+        io_loop.run_sync(create)
+    return app_module.make_app(services)
+
+
+def multipart(files: list) -> tuple[bytes, dict]:
+    """A multipart/form-data body of `files` [(name, filename, bytes)]: (body, headers)."""
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, filename, data in files:
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                  f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                  .encode())
+        out.write(data)
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+async def upload(api, token: str, path: str, filename: str, data: bytes) -> dict:
+    """Upload one file through the real upload route; returns the 201 reply's JSON."""
+    body, headers = multipart([("file", filename, data)])
+    reply = await api("POST", path, token=token, headers=headers, body=body, timeout=60)
+    assert reply.status == 201, reply.json
+    return reply.json
+
+
+def box_glb() -> bytes:
+    """A plain trimesh box (12 faces) as GLB."""
+    return trimesh.creation.box().export(file_type="glb")
+
+
+def textured_glb() -> bytes:
+    """A box with a base-colour texture: the GLB has a material and a texture (PBR)."""
+    mesh = trimesh.creation.box()
+    uv = (mesh.vertices[:, :2] + 0.5).clip(0, 1)
+    mesh.visual = trimesh.visual.TextureVisuals(uv=np.asarray(uv),
+                                                image=Image.new("RGB", (8, 8), (200, 10, 10)))
+    return mesh.export(file_type="glb")
+
+
+def with_external_image(glb: bytes, uri: str) -> bytes:
+    """`glb` with an extra glTF image whose `uri` is `uri` (the JSON chunk rewritten)."""
+    json_length = struct.unpack_from("<I", glb, 12)[0]
+    doc = json.loads(glb[20:20 + json_length])
+    doc.setdefault("images", []).append({"uri": uri})
+    raw = json.dumps(doc).encode()
+    raw += b" " * (-len(raw) % 4)
+    chunks = struct.pack("<II", len(raw), 0x4E4F534A) + raw + glb[20 + json_length:]
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)) + chunks
+
+
+def png_bytes(size=(64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(out, "PNG")
+    return out.getvalue()
