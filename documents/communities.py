@@ -47,7 +47,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents import notifications, users
-from documents.common import object_id, omit, paginate, render, require_id, search_regex, utcnow
+from documents.common import (
+    object_id,
+    omit,
+    paginate,
+    render,
+    require_id,
+    search_regex,
+    utcnow,
+)
 from documents.errors import Conflict, Forbidden, NotFound
 from documents.support import clean_attachments, clean_content
 
@@ -122,3 +130,392 @@ async def add_chat_message(db, hub, community: dict, sender: dict, content: Any,
     rendered["sender"] = users.render_brief(sender)
     await hub.publish(channel_of(community["_id"]), "message_received", rendered)
     return rendered
+
+
+# =========================================================================== community issue
+# Creation, listing, membership, moderation (issue 4 item 1). The functions above are used
+# by `handlers/sockets.py` and stay as they are.
+
+STATUSES = ("pending", "active", "suspended")
+ROLES = ("member", "moderator", "admin")
+MANAGER_ROLES = ("admin", "moderator")
+EDITABLE = ("name", "description", "icon", "banner_gradient", "category", "is_private",
+            "require_approval", "rules")
+SORTS = {"popular": [("member_count", DESCENDING), ("_id", ASCENDING)],
+         "newest": [("created_at", DESCENDING), ("_id", DESCENDING)],
+         "name": [("name_lower", ASCENDING)]}
+_NOT_FOUND = ("Community not found", "COMMUNITY_NOT_FOUND")
+
+
+def slugify(name: str) -> str:
+    """`name` as a URL slug: lower-case words joined by ``-`` (``"3D Game Assets"`` →
+    ``"3d-game-assets"``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "community"
+
+
+def is_moderator(user: dict | None) -> bool:
+    """True for staff holding `communities.moderate` (seed 000 `AdminUser`)."""
+    return users.has_permission(user, MODERATE)
+
+
+def is_active_member(member: dict | None) -> bool:
+    return bool(member and member.get("status") == "active")
+
+
+def can_manage(member: dict | None, user: dict | None) -> bool:
+    """Community admins/moderators (active) and staff with `communities.moderate`."""
+    return is_moderator(user) or bool(is_active_member(member)
+                                      and member.get("role") in MANAGER_ROLES)
+
+
+def can_read(community: dict, member: dict | None, user: dict | None) -> bool:
+    """Who sees posts and members: anyone for a public active community; active members and
+    staff for a private one."""
+    if is_moderator(user):
+        return True
+    if community.get("status") != "active":
+        return False
+    return not community.get("is_private") or is_active_member(member)
+
+
+def require_read(community: dict, member: dict | None, user: dict | None) -> None:
+    """Raise Forbidden NOT_A_MEMBER unless `can_read`."""
+    if not can_read(community, member, user):
+        raise Forbidden("This community is private; join it first", "NOT_A_MEMBER")
+
+
+def require_manage(member: dict | None, user: dict | None) -> None:
+    """Raise Forbidden unless `can_manage` (community admin/moderator or staff)."""
+    if not can_manage(member, user):
+        raise Forbidden("Only the community's admins and moderators can do this",
+                        "NOT_A_COMMUNITY_MODERATOR")
+
+
+def _is_creator(community: dict, user: dict | None) -> bool:
+    return bool(user) and community.get("creator_id") == user["_id"]
+
+
+async def get_visible(db, community_id: Any, viewer: dict | None) -> dict:
+    """The community if `viewer` may know of it: active ones for everyone; pending or
+    suspended ones for staff and their creator. Raises NotFound COMMUNITY_NOT_FOUND (also
+    for an invalid id)."""
+    community = await get(db, community_id)
+    if community is None or (community.get("status") != "active"
+                             and not is_moderator(viewer) and not _is_creator(community, viewer)):
+        raise NotFound(*_NOT_FOUND)
+    return community
+
+
+async def require(db, community_id: Any) -> dict:
+    """The community (any status); raises NotFound COMMUNITY_NOT_FOUND."""
+    community = await get(db, community_id)
+    if community is None:
+        raise NotFound(*_NOT_FOUND)
+    return community
+
+
+# --------------------------------------------------------------------------- rendering
+
+def render_membership(member: dict | None) -> dict | None:
+    """``{role, status, joined_at}`` of a membership record, or None."""
+    if not member:
+        return None
+    return {"role": member["role"], "status": member["status"],
+            "joined_at": render(member.get("joined_at"))}
+
+
+def render_community(community: dict, member: dict | None = None,
+                     creator: dict | None = None) -> dict:
+    """A community in API form with the caller's `is_member` (active member) and
+    `membership` ({role, status, joined_at} or None) and the `creator` card."""
+    out = render(omit(community, ("name_lower",)))
+    out["rules"] = list(community.get("rules") or [])
+    out["creator"] = users.render_brief(creator)
+    out["is_member"] = is_active_member(member)
+    out["membership"] = render_membership(member)
+    return out
+
+
+async def render_many(db, docs: list[dict], viewer: dict | None) -> list[dict]:
+    """`docs` rendered for `viewer` (memberships and creators in one query each)."""
+    mine: dict = {}
+    if viewer and docs:
+        cursor = db[MEMBERS].find({"user_id": viewer["_id"],
+                                   "community_id": {"$in": [d["_id"] for d in docs]}})
+        mine = {m["community_id"]: m async for m in cursor}
+    creators = await users.get_many(db, [d.get("creator_id") for d in docs])
+    return [render_community(d, mine.get(d["_id"]), creators.get(d.get("creator_id")))
+            for d in docs]
+
+
+async def render_one(db, community: dict, viewer: dict | None) -> dict:
+    """One community rendered for `viewer`."""
+    return (await render_many(db, [community], viewer))[0]
+
+
+# --------------------------------------------------------------------------- listing
+
+async def list_page(db, viewer: dict | None, *, page: int, limit: int, search: str | None = None,
+                    category: str | None = None, status: str | None = None,
+                    member_of_me: bool = False, sort: str = "popular",
+                    staff_view: bool = False) -> tuple[list[dict], dict]:
+    """One page of communities (seed 000 §5 GET /api/communities: search, category, status).
+
+    Everyone sees active communities (private ones included: their card is public); staff
+    (`staff_view`) see every status. `member_of_me` lists the viewer's own communities
+    (active memberships and pending requests), whatever their status. A non-staff `status`
+    other than active without `member_of_me` raises Forbidden. `search` matches name or
+    description literally (regex-escaped). Returns (documents, pagination meta).
+    """
+    query: dict = {}
+    if member_of_me:
+        ids = await db[MEMBERS].distinct("community_id", {"user_id": viewer["_id"]})
+        query["_id"] = {"$in": ids}
+    if status:
+        if not staff_view and not member_of_me and status != "active":
+            raise Forbidden("Only staff can list pending or suspended communities")
+        query["status"] = status
+    elif not staff_view and not member_of_me:
+        query["status"] = "active"
+    if category:
+        query["category"] = {"$regex": f"^{re.escape(category.strip())}$", "$options": "i"}
+    if search and search.strip():
+        query["$or"] = [{"name": search_regex(search)}, {"description": search_regex(search)}]
+    return await paginate(db[COMMUNITIES], query, page=page, limit=limit,
+                          sort=SORTS.get(sort, SORTS["popular"]))
+
+
+# --------------------------------------------------------------------------- writes
+
+def _clean_rules(rules: Any) -> list[str]:
+    return [r.strip() for r in rules or [] if isinstance(r, str) and r.strip()]
+
+
+async def create(db, creator: dict, data: dict, *, status: str = "pending") -> dict:
+    """Create a community of `creator` (seed 000 §5 POST /api/communities) and make the
+    creator its `admin` member (member_count 1).
+
+    `data`: name, description, icon, banner_gradient, category, is_private, require_approval,
+    rules (validated by the handler). Users' communities start `pending`; staff pass
+    ``status="active"``. Raises Conflict COMMUNITY_NAME_TAKEN (409) for a name in use
+    (case-insensitive). Returns the stored document.
+    """
+    now = utcnow()
+    name = data["name"].strip()
+    doc = {"name": name, "name_lower": name.lower(), "slug": slugify(name),
+           "description": data.get("description") or "", "icon": data.get("icon") or "",
+           "banner_gradient": data.get("banner_gradient") or "",
+           "category": data.get("category") or "", "creator_id": creator["_id"],
+           "member_count": 1, "post_count": 0, "status": status,
+           "is_private": bool(data.get("is_private", False)),
+           "require_approval": bool(data.get("require_approval", False)),
+           "rules": _clean_rules(data.get("rules")), "created_at": now, "updated_at": now}
+    try:
+        doc["_id"] = (await db[COMMUNITIES].insert_one(doc)).inserted_id
+    except DuplicateKeyError:
+        raise Conflict("A community with this name already exists",
+                       "COMMUNITY_NAME_TAKEN") from None
+    await db[MEMBERS].insert_one({"community_id": doc["_id"], "user_id": creator["_id"],
+                                  "role": "admin", "status": "active", "joined_at": now})
+    return doc
+
+
+async def update(db, community: dict, changes: dict) -> dict:
+    """Apply `changes` (fields of EDITABLE, plus `status` for staff callers) and return the
+    new document. A new name renames `name_lower` and `slug` too; raises Conflict
+    COMMUNITY_NAME_TAKEN, NotFound when the community is gone."""
+    changes = dict(changes)
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+        changes["name_lower"] = changes["name"].lower()
+        changes["slug"] = slugify(changes["name"])
+    if "rules" in changes:
+        changes["rules"] = _clean_rules(changes["rules"])
+    changes["updated_at"] = utcnow()
+    try:
+        doc = await db[COMMUNITIES].find_one_and_update(
+            {"_id": community["_id"]}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+    except DuplicateKeyError:
+        raise Conflict("A community with this name already exists",
+                       "COMMUNITY_NAME_TAKEN") from None
+    if doc is None:
+        raise NotFound(*_NOT_FOUND)
+    return doc
+
+
+def require_owner_or_staff(community: dict, user: dict) -> None:
+    """Raise Forbidden unless `user` created the community or is staff (seed 000 §5 DELETE)."""
+    if not (_is_creator(community, user) or is_moderator(user)):
+        raise Forbidden("Only the community's owner or staff can delete it")
+
+
+async def delete(db, community: dict) -> None:
+    """Delete the community with its members, posts and chat messages (hard delete; the name
+    becomes free); pending reports about its posts are dismissed. Raises NotFound when it
+    was already gone."""
+    result = await db[COMMUNITIES].delete_one({"_id": community["_id"]})
+    if not result.deleted_count:
+        raise NotFound(*_NOT_FOUND)
+    cid = community["_id"]
+    await db[MEMBERS].delete_many({"community_id": cid})
+    await db[CHAT].delete_many({"community_id": cid})
+    await db["posts"].delete_many({"community_id": cid})
+    await db["content_reports"].update_many(
+        {"community_id": cid, "status": "pending"},
+        {"$set": {"status": "dismissed", "action": "dismiss", "resolved_at": utcnow(),
+                  "notes": "The community was deleted"}})
+
+
+async def approve(db, hub, community_id: Any, moderator: dict) -> dict:
+    """Staff approval (seed 000 §7): conditional pending → active; notifies the creator
+    (`community_approved`). Raises NotFound, Conflict COMMUNITY_NOT_PENDING (409)."""
+    oid = require_id(community_id, "Community")
+    now = utcnow()
+    doc = await db[COMMUNITIES].find_one_and_update(
+        {"_id": oid, "status": "pending"},
+        {"$set": {"status": "active", "approved_at": now, "approved_by": moderator["_id"],
+                  "updated_at": now}}, return_document=ReturnDocument.AFTER)
+    if doc is None:
+        await require(db, oid)
+        raise Conflict("Only a pending community can be approved", "COMMUNITY_NOT_PENDING")
+    await notifications.notify(
+        db, hub, doc["creator_id"], "community_approved", "Community approved",
+        f"Your community \"{doc['name']}\" is now live.",
+        data={"community_id": str(doc["_id"])}, action_url=f"/community/{doc['_id']}")
+    return doc
+
+
+# --------------------------------------------------------------------------- membership
+
+async def _count_members(db, community_id, step: int) -> dict | None:
+    return await db[COMMUNITIES].find_one_and_update(
+        {"_id": community_id}, {"$inc": {"member_count": step}},
+        return_document=ReturnDocument.AFTER)
+
+
+async def publish_member_joined(hub, community: dict, user: dict, member: dict) -> None:
+    """`member_joined` on ``community:<id>``: {community_id, user, role, member_count}."""
+    await hub.publish(channel_of(community["_id"]), "member_joined", {
+        "community_id": community["_id"], "user": users.render_brief(user),
+        "role": member["role"], "member_count": community.get("member_count", 0)})
+
+
+async def join(db, hub, community: dict, user: dict) -> tuple[dict, dict]:
+    """`user` joins `community` (seed 000 §5 POST .../join). Returns (membership, community).
+
+    Active member at once (member_count +1, `member_joined` published), or a `pending`
+    request for a private community with `require_approval`. Raises NotFound (community not
+    active), Conflict ALREADY_MEMBER / JOIN_REQUEST_PENDING (409).
+    """
+    if community.get("status") != "active":
+        raise NotFound(*_NOT_FOUND)
+    pending = bool(community.get("is_private") and community.get("require_approval"))
+    member = {"community_id": community["_id"], "user_id": user["_id"], "role": "member",
+              "status": "pending" if pending else "active", "joined_at": utcnow()}
+    try:
+        member["_id"] = (await db[MEMBERS].insert_one(member)).inserted_id
+    except DuplicateKeyError:
+        existing = await membership(db, community["_id"], user["_id"])
+        if existing and existing["status"] == "pending":
+            raise Conflict("Your request to join is waiting for approval",
+                           "JOIN_REQUEST_PENDING") from None
+        raise Conflict("You are already a member of this community", "ALREADY_MEMBER") from None
+    if pending:
+        return member, community
+    after = await _count_members(db, community["_id"], 1)
+    if after is None:  # deleted meanwhile
+        await db[MEMBERS].delete_one({"_id": member["_id"]})
+        raise NotFound(*_NOT_FOUND)
+    await publish_member_joined(hub, after, user, member)
+    return member, after
+
+
+async def _step_down(db, member: dict, new_role: str) -> None:
+    """Move an admin's record to `new_role` unless it is the community's last admin.
+
+    Conditional on the record still being `admin`; then counts the admins left and moves it
+    back when there is none. Raises Conflict LAST_ADMIN or CONCURRENT_UPDATE (409).
+    """
+    moved = await db[MEMBERS].find_one_and_update(
+        {"_id": member["_id"], "role": "admin"}, {"$set": {"role": new_role}})
+    if moved is None:
+        raise Conflict("The membership changed meanwhile; try again", "CONCURRENT_UPDATE")
+    left = await db[MEMBERS].count_documents({"community_id": member["community_id"],
+                                              "role": "admin", "status": "active"})
+    if left == 0:
+        await db[MEMBERS].update_one({"_id": member["_id"], "role": new_role},
+                                     {"$set": {"role": "admin"}})
+        raise Conflict("You are the last admin of this community; make another member admin "
+                       "first", "LAST_ADMIN")
+
+
+async def remove_member(db, community: dict, user_id: Any) -> dict:
+    """Take `user_id` out of `community` (leave, cancel a request, or removal by a manager).
+
+    Returns the community after (member_count -1 when the membership was active). Raises
+    NotFound NOT_A_MEMBER, Conflict LAST_ADMIN for the last admin.
+    """
+    member = await membership(db, community["_id"], user_id)
+    if member is None:
+        raise NotFound("Not a member of this community", "NOT_A_MEMBER")
+    if member["role"] == "admin" and member["status"] == "active":
+        await _step_down(db, member, "leaving")
+    removed = await db[MEMBERS].find_one_and_delete({"_id": member["_id"]})
+    if removed is None:
+        raise NotFound("Not a member of this community", "NOT_A_MEMBER")
+    if removed["status"] == "active":
+        return await _count_members(db, community["_id"], -1) or community
+    return community
+
+
+async def approve_member(db, hub, community: dict, user_id: Any) -> tuple[dict, dict]:
+    """Accept a pending join request (community admin/moderator or staff): conditional
+    pending → active, member_count +1, `member_joined` published. Returns (membership,
+    community). Raises NotFound JOIN_REQUEST_NOT_FOUND."""
+    uid = require_id(user_id, "User")
+    member = await db[MEMBERS].find_one_and_update(
+        {"community_id": community["_id"], "user_id": uid, "status": "pending"},
+        {"$set": {"status": "active", "joined_at": utcnow()}},
+        return_document=ReturnDocument.AFTER)
+    if member is None:
+        raise NotFound("No pending join request from this user", "JOIN_REQUEST_NOT_FOUND")
+    after = await _count_members(db, community["_id"], 1) or community
+    await publish_member_joined(hub, after, await users.get(db, uid) or {"_id": uid}, member)
+    return member, after
+
+
+async def set_role(db, community: dict, user_id: Any, role: str) -> dict:
+    """Give active member `user_id` the `role` (member, moderator, admin). Demoting the last
+    admin raises Conflict LAST_ADMIN; NotFound NOT_A_MEMBER. Returns the membership."""
+    member = await membership(db, community["_id"], user_id)
+    if not is_active_member(member):
+        raise NotFound("Not a member of this community", "NOT_A_MEMBER")
+    if member["role"] == "admin" and role != "admin":
+        await _step_down(db, member, role)
+    else:
+        await db[MEMBERS].update_one({"_id": member["_id"]}, {"$set": {"role": role}})
+    return {**member, "role": role}
+
+
+async def members_page(db, community: dict, *, page: int, limit: int, status: str = "active",
+                       role: str | None = None) -> tuple[list[dict], dict]:
+    """One page of members (oldest first) as ``{user, user_id, role, status, joined_at}``;
+    `status="pending"` lists join requests. The caller checks who may see them."""
+    query: dict = {"community_id": community["_id"], "status": status}
+    if role:
+        query["role"] = role
+    docs, meta = await paginate(db[MEMBERS], query, page=page, limit=limit,
+                                sort=[("joined_at", ASCENDING), ("_id", ASCENDING)])
+    people = await users.get_many(db, [d["user_id"] for d in docs])
+    items = [{"user_id": str(d["user_id"]), "user": users.render_brief(people.get(d["user_id"])),
+              **render_membership(d)} for d in docs]
+    return items, meta
+
+
+async def chat_page(db, community: dict, *, page: int, limit: int) -> tuple[list[dict], dict]:
+    """One page of the community's chat messages, newest first, each with its `sender`."""
+    docs, meta = await paginate(db[CHAT], {"community_id": community["_id"]}, page=page,
+                                limit=limit, sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+    senders = await users.get_many(db, [d["sender_id"] for d in docs])
+    return [{**render(d), "sender": users.render_brief(senders.get(d["sender_id"]))}
+            for d in docs], meta

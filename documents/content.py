@@ -728,7 +728,9 @@ def suggest_tags(title: str, description: str | None, category: str | None,
        word pairs also tried, so "low poly" → "low-poly"), in order of appearance;
     2. the category's slug;
     3. from `analysis` (the stored file analysis): "animated", "rigged", "low-poly"
-       (< 5,000 faces), "high-poly" (> 100,000), "pbr" (materials and textures), the format.
+       (< 5,000 faces), "high-poly" (> 100,000), "pbr" (materials and textures), the format;
+       with a measured poly count, a "low-poly"/"high-poly" claimed by the text is dropped
+       unless the count supports it.
 
     Returns ``{tags: [str] (≤ 20, unique), reasons: {tag: why}, method}``.
     """
@@ -737,6 +739,9 @@ def suggest_tags(title: str, description: str | None, category: str | None,
         tag = TAG_VOCABULARY.get(token)
         if tag and tag not in reasons:
             reasons[tag] = f'keyword "{token}"'
+    if analysis and analysis.get("poly_count") is not None:
+        for claim in ("low-poly", "high-poly"):  # the measured face count decides
+            reasons.pop(claim, None)
     if category:
         reasons.setdefault(categories.slugify(category), "the category")
     for tag, reason in _analysis_tags(analysis):

@@ -38,6 +38,11 @@ DOCUMENT_MODULES = (
     "documents.communities",
     "documents.blog",
     "documents.subscriptions",
+    "documents.posts",
+    "documents.reports",
+    "documents.content",
+    "documents.bounties",
+    "documents.courses",
 )
 
 

@@ -56,6 +56,14 @@ HANDLER_MODULES = (
     "handlers.subscriptions",
     "handlers.blog",
     "handlers.search",
+    "handlers.communities",
+    "handlers.posts",
+    "handlers.admin.communities",
+    "handlers.content",
+    "handlers.admin.content",
+    "handlers.bounties",
+    "handlers.courses",
+    "handlers.admin.learning",
 )
 
 

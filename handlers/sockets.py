@@ -153,6 +153,7 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             try:
                 self.user, _claims = await sessions.authenticate(
                     self.db, self.services.settings, token)
+                self.current_user = self.user
             except (Unauthorized, Forbidden) as exc:
                 raise Refused(UNAUTHORIZED, exc.detail) from None
             self.channel = await self.authorize(**self.path_kwargs)

@@ -9,32 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from documents import db as documents_db
 from documents import sessions, users
-from handlers import app as app_module
+from tests.test_sockets import join, next_of, ws_url
 
 ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
     f"65000000000000000000000{i}" for i in range(1, 7))
 CREATOR_MODEL, CREATOR2_MODEL = "652000000000000000000001", "652000000000000000000002"
 PENDING_OF_CREATOR = "652000000000000000000040"
 UNKNOWN = "ffffffffffffffffffffffff"
-
-
-@pytest.fixture
-def settings_overrides(_learning_wired):
-    return {}
-
-
-@pytest.fixture
-def _learning_wired(monkeypatch):
-    """Until the lead lists these modules in HANDLER_MODULES / DOCUMENT_MODULES, add them
-    for this test module (a no-op once they are wired)."""
-    if "handlers.bounties" not in app_module.HANDLER_MODULES:
-        monkeypatch.setattr(app_module, "HANDLER_MODULES", app_module.HANDLER_MODULES + (
-            "handlers.bounties", "handlers.courses", "handlers.admin.learning"))
-    if "documents.bounties" not in documents_db.DOCUMENT_MODULES:
-        monkeypatch.setattr(documents_db, "DOCUMENT_MODULES", documents_db.DOCUMENT_MODULES + (
-            "documents.bounties", "documents.courses"))
 
 
 def future(days: float = 7) -> str:
@@ -225,6 +207,21 @@ async def test_apply_notifies_owner_and_counts(api, tokens, services):
     reply = await api("GET", "/api/users/me/notifications", token=buyer)
     assert reply.status == 200
     assert any(n["type"] == "bounty_application" for n in reply.json["items"])
+
+
+@pytest.mark.gen_test
+async def test_owner_gets_the_application_live(api, tokens, base_url):
+    buyer, creator = await tokens("buyer@hwc3d.com"), await tokens("creator@hwc3d.com")
+    bounty = await post_bounty(api, buyer)
+    conn, _ = await join(ws_url(base_url, "/ws/notifications", buyer), presence=False)
+    try:
+        application = (await apply(api, creator, bounty["id"])).json
+        event = await next_of(conn, "bounty_application")
+        assert event["channel"] == f"notifications:{BUYER}"
+        assert event["data"]["data"]["application_id"] == application["id"]
+        assert event["data"]["action_url"] == f"/bounties/{bounty['id']}"
+    finally:
+        conn.close()
 
 
 @pytest.mark.gen_test

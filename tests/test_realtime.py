@@ -22,7 +22,8 @@ from bson import ObjectId
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
-from conftest import free_port, test_settings
+from conftest import free_port
+from conftest import test_settings as settings_for
 from handlers.app import close_services, make_app, open_services
 from realtime.broker import MemoryBroker, RedisBroker
 from realtime.hub import Hub
@@ -72,7 +73,7 @@ async def stop_instance(instance: Instance) -> None:
 
 @pytest.fixture
 def cluster_settings(tmp_path, redis_url, settings_overrides):
-    return test_settings(tmp_path, redis_url=redis_url, **settings_overrides)
+    return settings_for(tmp_path, redis_url=redis_url, **settings_overrides)
 
 
 @pytest.fixture
@@ -295,7 +296,7 @@ def own_redis(tmp_path):
 
 @pytest.mark.gen_test(timeout=40)
 async def test_redis_going_away_and_coming_back(tmp_path, own_redis):
-    settings = test_settings(tmp_path, redis_url=own_redis.url)
+    settings = settings_for(tmp_path, redis_url=own_redis.url)
     a = await start_instance(settings)
     b = await start_instance(settings, db=a.services.db)
     try:
@@ -368,7 +369,7 @@ def redis_hub(settings, redis_url: str, prefix: str, heartbeat: float) -> Hub:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_presence_of_a_dead_instance_expires(tmp_path, redis_url):
-    settings = test_settings(tmp_path, redis_url=redis_url)
+    settings = settings_for(tmp_path, redis_url=redis_url)
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
     alive, doomed = (redis_hub(settings, redis_url, prefix, 0.2) for _ in range(2))
     await alive.start()
@@ -392,7 +393,7 @@ async def test_presence_of_a_dead_instance_expires(tmp_path, redis_url):
     assert left["data"]["username"] == "agent"
     assert (await alive.presence_snapshot(channel))["users"] == [watcher_conn.info]
     await alive.close()
-    await doomed.broker.close()
+    await doomed.close()
 
 
 @pytest.mark.gen_test
