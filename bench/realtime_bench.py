@@ -416,6 +416,10 @@ def print_reconnects(name: str, r: dict) -> None:
           f"recovered {recovered}, not recovered {len(unrecovered)}, failed {len(failed)}; "
           f"events replayed from history {missed}; reconnect time p50 {pct(times, .5):.0f} ms "
           f"p99 {pct(times, .99):.0f} ms max {max(times, default=float('nan')):.0f} ms")
+    phases = [(label, [(x[key] - x["closed"]) * 1000 for x in done if x.get(key)])
+              for label, key in (("upgraded", "upgraded"), ("connected frame", "connected"))]
+    print(f"{'':<6} " + "; ".join(f"{label} after close p50 {pct(v, .5):.0f} ms max "
+                                  f"{max(v):.0f} ms" for label, v in phases if v))
     if unrecovered:
         print(f"{'':<6} not recovered reasons: "
               f"{sorted({str(x.get('reason')) for x in unrecovered})}")

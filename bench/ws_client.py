@@ -166,6 +166,8 @@ class Subscriber:
 
     def opened(self, link: Link, now: float) -> None:
         self.link = link
+        if self.pending is not None:
+            self.pending["upgraded"] = now
         if not self.w.hello:
             self._ready(now)
 
@@ -250,6 +252,8 @@ class Subscriber:
     def control(self, frame: dict, now: float) -> None:
         data = frame.get("data") or {}
         if frame["type"] == "connected":
+            if self.pending is not None:
+                self.pending["connected"] = now
             if self.last_offset is None:
                 self.last_offset = data.get("offset")
             self._ready(now)

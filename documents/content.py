@@ -408,6 +408,19 @@ async def send_emails(mailer, recipients: list[dict], *, subject: str, body: str
     return {"sent": sent, "failed": failed, "recipients": len(recipients), "email_ids": ids}
 
 
+SECRET_EMAIL_CATEGORIES = ("verification", "password_reset")
+
+
+def render_email(doc: dict) -> dict:
+    """An `emails` record in API form. Emails that carry a secret (verification codes,
+    password-reset links: SECRET_EMAIL_CATEGORIES) never show their text or HTML here, even
+    when the embedded outbox kept them, so that the history cannot take over an account."""
+    out = render(doc)
+    if doc.get("redacted") or doc.get("category") in SECRET_EMAIL_CATEGORIES:
+        out.update(text=None, html=None, redacted=True)
+    return out
+
+
 async def email_history(db, *, page: int, limit: int, to: str | None = None,
                         status: str | None = None,
                         category: str | None = None) -> tuple[list[dict], dict]:

@@ -353,8 +353,12 @@ async def _change_reaction(db, post_id, user_id, old: str, new: str | None) -> d
     else:
         change = {"$set": {"reacted.$.type": new},
                   "$inc": {f"reactions.{old}": -1, f"reactions.{new}": 1}}
-    return await db[POSTS].find_one_and_update(condition, change, projection=LIST_PROJECTION,
-                                               return_document=ReturnDocument.AFTER)
+    # update_one, not find_one_and_update: mongomock resolves the positional `$` of the
+    # latter against the wrong element.
+    result = await db[POSTS].update_one(condition, change)
+    if not result.modified_count:
+        return None
+    return await db[POSTS].find_one({"_id": post_id}, LIST_PROJECTION)
 
 
 async def _publish_reaction(hub, post: dict, user: dict, kind: str | None,

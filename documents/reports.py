@@ -124,7 +124,9 @@ async def _hide(db, report: dict, moderator: dict) -> None:
     if kind == "post":
         await posts.remove(db, cid, moderator)
     elif kind == "comment":
-        holder = report.get("post_id") or (await posts.find_comment_anywhere(db, cid) or {}).get("_id")
+        holder = report.get("post_id")
+        if holder is None:
+            holder = (await posts.find_comment_anywhere(db, cid) or {}).get("_id")
         if holder is not None:
             await posts.remove_comment(db, holder, cid)
     elif kind == "model":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import multiprocessing
+import re
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -148,12 +149,16 @@ async def close_services(services: Services) -> None:
     services.closers.clear()
 
 
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|signature)=)[^&]+")
+
+
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     user = getattr(handler, "current_user", None)
     logging.getLogger("hwc3d.access").log(
-        level, "%s %s %d %.1fms", handler.request.method, handler.request.uri, status,
+        level, "%s %s %d %.1fms", handler.request.method,
+        _TOKEN_IN_QUERY.sub(r"\1***", handler.request.uri), status,
         1000.0 * handler.request.request_time(),
         extra={"request_id": getattr(handler, "request_id", "-"),
                "user_id": str(user["_id"]) if user else None,

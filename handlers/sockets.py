@@ -21,7 +21,11 @@ in the reply):
     {"type": "ping"}                                            → pong
 
 A bad frame gets ``{"type": "error", "data": {"error_code", "detail", "field_errors"?}}`` and
-the socket stays open. Typing is throttled per socket (same state at most once per 2 s).
+the socket stays open. Typing is throttled per socket (same state at most once per 2 s);
+`message` frames count against the user's REST rate limit. A socket is closed with 4401
+"Access token expired" when its access token expires (the client reconnects with a fresh
+token and `since`, losing nothing); a token revoked meanwhile keeps its open sockets until
+then.
 """
 from __future__ import annotations
 
@@ -33,9 +37,10 @@ from urllib.parse import urlsplit
 
 import tornado.websocket
 from marshmallow import fields, validate
+from tornado.ioloop import IOLoop
 
 from documents import communities, notifications, sessions, support, users
-from documents.errors import DomainError, Forbidden, NotFound, Unauthorized
+from documents.errors import DomainError, Forbidden, NotFound, RateLimited, Unauthorized
 from handlers.base import ApiSchema, load
 from realtime.connection import control_frame
 from realtime.hub import ShuttingDown
@@ -128,6 +133,8 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         self.access = "read"
         self.refusal: Refused | None = None
         self.conn = None
+        self.expires_at: float | None = None
+        self._expiry = None
         self._typing: tuple[bool, float] | None = None
 
     def check_origin(self, origin: str) -> bool:
@@ -151,9 +158,9 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             if not token:
                 raise Refused(UNAUTHORIZED, "Authentication required")
             try:
-                self.user, _claims = await sessions.authenticate(
+                self.user, claims = await sessions.authenticate(
                     self.db, self.services.settings, token)
-                self.current_user = self.user
+                self.current_user, self.expires_at = self.user, claims["exp"]
             except (Unauthorized, Forbidden) as exc:
                 raise Refused(UNAUTHORIZED, exc.detail) from None
             self.channel = await self.authorize(**self.path_kwargs)
@@ -184,6 +191,9 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             self.close(self.refusal.code, self.refusal.reason)
             return
         self.conn = self.hub.connection(self.write_message, self.close, self.presence_info())
+        self._expiry = IOLoop.current().call_later(max(0.0, self.expires_at - time.time()),
+                                                   self.conn.close, UNAUTHORIZED,
+                                                   "Access token expired")
         since, recover = self.since()
         try:
             await self.hub.join(self.conn, self.channel, since=since, recover=recover,
@@ -192,6 +202,9 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             self.conn.close(1001, "server shutting down")
 
     def on_close(self) -> None:
+        """Leave the channel; the socket closed (either side)."""
+        if self._expiry is not None:
+            IOLoop.current().remove_timeout(self._expiry)
         if self.conn is not None:
             self.hub.release(self.conn)
 
@@ -207,7 +220,7 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         except FrameError as exc:
             self.send_error_frame(exc.error_code, exc.detail, exc.field_errors, ref)
         except DomainError as exc:
-            self.send_error_frame(exc.error_code, exc.detail, exc.field_errors, ref)
+            self.send_error_frame(exc.error_code, exc.detail, exc.field_errors, ref, **exc.extra)
         except Exception:
             log.exception("frame on %s failed", self.channel)
             self.send_error_frame("INTERNAL_ERROR", "The frame could not be processed", None, ref)
@@ -218,8 +231,10 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         self.conn.push(control_frame(type, self.channel, data))
 
     def send_error_frame(self, code: str, detail: str, field_errors: dict | None,
-                         ref: str | None) -> None:
-        data = {"error_code": code, "detail": detail}
+                         ref: str | None, **extra: Any) -> None:
+        """``{"type": "error", "data": {"error_code", "detail", "field_errors"?, "ref"?,
+        ...extra (retry_after)}}``."""
+        data = {"error_code": code, "detail": detail, **extra}
         if field_errors:
             data["field_errors"] = field_errors
         if ref is not None:
@@ -230,6 +245,19 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         self.send_frame("ack", {"for": frame["type"], "ref": frame.get("ref"), **data})
 
     # ---------------------------------------------------------------- client frames
+
+    async def count_write(self) -> None:
+        """Count a `message` frame against the user's REST budget (seed 001 §21, "default"
+        100/min; staff 1000/min); raises RateLimited past it."""
+        settings = self.services.settings
+        if not settings.rate_limits_enabled:
+            return
+        scope, rule = ("admin", settings.rate_limit_admin) if users.is_staff(self.user) \
+            else ("default", settings.rate_limit_default)
+        allowed, retry_after = await self.services.rate_limiter.hit(
+            f"{scope}:user:{self.user['_id']}", rule)
+        if not allowed:
+            raise RateLimited(retry_after)
 
     def require_write(self, what: str) -> None:
         if self.access != "write":
@@ -277,6 +305,7 @@ class SupportSocket(ChannelSocket):
     async def frame_message(self, frame: dict) -> None:
         """Persist the message exactly as ``POST /api/support/tickets/{id}/messages`` does;
         it reaches everyone (the sender too) as `message_received`."""
+        await self.count_write()
         ticket = await support.ticket_for(self.db, self.ticket_id, self.user)
         message = await support.add_message(self.db, self.hub, ticket, self.user,
                                             frame["content"], frame["attachments"],
@@ -300,6 +329,7 @@ class CommunitySocket(ChannelSocket):
     async def frame_message(self, frame: dict) -> None:
         """Store a chat message (members) and publish it as `message_received`."""
         self.require_write("messages")
+        await self.count_write()
         community = await communities.get(self.db, self.community_id)
         if community is None:
             raise NotFound("Community not found", "COMMUNITY_NOT_FOUND")

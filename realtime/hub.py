@@ -295,7 +295,7 @@ class Hub:
     async def _beat(self) -> None:
         while True:
             try:
-                await self.presence.heartbeat()
+                await self.presence.heartbeat(list(self._channels))
                 for channel, info in await self.presence.sweep(list(self._channels)):
                     await self.publish(channel, "presence_left", info, history=False)
             except asyncio.CancelledError:

@@ -52,7 +52,7 @@ class MemoryPresence:
         """The users present in `channel` (one info each)."""
         return _users(self._channels.get(channel, {}))
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self, channels=()) -> None:
         return None
 
     async def sweep(self, channels) -> list[tuple[str, dict]]:
@@ -77,9 +77,14 @@ class RedisPresence:
     def _instance(self, instance_id: str) -> str:
         return f"{self._prefix}instance:{instance_id}"
 
-    async def heartbeat(self) -> None:
-        """Mark this instance alive for three heartbeats."""
-        await self._redis.set(self._instance(self.instance_id), b"1", ex=self._instance_ttl)
+    async def heartbeat(self, channels=()) -> None:
+        """Mark this instance alive for three heartbeats; keep `channels`' tables from
+        expiring (their TTL, `ttl` seconds, is renewed)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._instance(self.instance_id), b"1", ex=self._instance_ttl)
+            for channel in channels:
+                pipe.expire(self._hash(channel), self._ttl)
+            await pipe.execute()
 
     async def add(self, channel: str, key: str, info: dict) -> bool:
         """Record socket `key` in `channel`; True when its user was not present before."""

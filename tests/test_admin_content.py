@@ -378,6 +378,18 @@ async def test_send_email_to_a_segment_and_an_address(api, admin, services):
 
 
 @pytest.mark.gen_test
+async def test_history_never_shows_secrets(api, admin, services):
+    reply = await api("POST", "/api/auth/forgot-password", json={"email": BUYER})
+    assert reply.status in (200, 202), reply.json
+    stored = await services.db.emails.find_one({"to": BUYER, "category": "password_reset"})
+    assert stored is not None
+    history = await api("GET", "/api/admin/emails/history?category=password_reset", token=admin)
+    item = history.json["items"][0]
+    assert item["id"] == str(stored["_id"]) and item["redacted"] is True
+    assert item["text"] is None and item["html"] is None and item["subject"] == stored["subject"]
+
+
+@pytest.mark.gen_test
 async def test_send_email_bad_input(api, admin, services):
     tpl = (await api("POST", "/api/admin/emails/templates", token=admin,
                      json={"name": "T", "subject": "S", "body": "B"})).json

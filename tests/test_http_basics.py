@@ -230,3 +230,13 @@ class TestReadiness:
         assert reply.status == 503
         assert reply.json["status"] == "unavailable" and reply.json["checks"]["redis"] is False
         assert (await api("GET", "/healthz")).status == 200
+
+
+@pytest.mark.gen_test
+async def test_access_log_never_contains_tokens_from_the_query_string(api, caplog):
+    caplog.set_level("INFO", logger="hwc3d.access")
+    reply = await api("GET", "/healthz?token=s3cret-token-value&since=4")
+    assert reply.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "hwc3d.access"]
+    assert any("/healthz?token=***&since=4" in line for line in lines)
+    assert not any("s3cret-token-value" in line for line in lines)

@@ -17,20 +17,28 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-import redis.asyncio as aioredis
 from bson import ObjectId
+from conftest import free_port
+from conftest import test_settings as settings_for
+from test_sockets import (
+    BUYER,
+    connect,
+    frame,
+    join,
+    new_community,
+    next_of,
+    send,
+    sign_in,
+    until,
+    ws_url,
+)
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
-from conftest import free_port
-from conftest import test_settings as settings_for
 from handlers.app import close_services, make_app, open_services
 from realtime.broker import MemoryBroker, RedisBroker
 from realtime.hub import Hub
 from realtime.presence import RedisPresence
-from test_sockets import (BUYER, connect, frame, join, new_community, next_of, send, sign_in,
-                          until, ws_url)
-
 
 # --------------------------------------------------------------------------- instances
 

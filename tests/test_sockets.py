@@ -18,6 +18,7 @@ from bson import ObjectId
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from config import RateLimit
 from documents import communities, notifications, sessions, users
 from documents.common import utcnow
 
@@ -145,6 +146,17 @@ async def test_missing_bad_expired_and_revoked_tokens_get_4401(services, base_ur
 
 
 @pytest.mark.gen_test
+async def test_socket_is_closed_when_its_token_expires(services, base_url):
+    settings, now = services.settings, int(time.time())
+    short = jwt.encode({"sub": BUYER, "roles": ["buyer"], "type": "access", "jti": "short",
+                        "iat": now, "exp": now + 1}, settings.jwt_secret_key,
+                       algorithm=settings.jwt_algorithm)
+    conn, _ = await join(ws_url(base_url, "/ws/notifications", short), presence=False)
+    assert await frame(conn, 4) is None
+    assert (conn.close_code, conn.close_reason) == (4401, "Access token expired")
+
+
+@pytest.mark.gen_test
 async def test_token_from_header_or_cookie(base_url, api, tokens):
     token = await tokens("buyer@hwc3d.com")
     ticket = await new_ticket(api, token)
@@ -241,6 +253,25 @@ async def test_typing_is_throttled_and_not_stored(services, base_url, api, token
         {"ticket_id": ObjectId(ticket)}) == 1
     owner.close()
     agent.close()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("settings_overrides", [
+    {"rate_limits_enabled": True, "rate_limit_default": RateLimit(3, 60)}], indirect=True)
+async def test_message_frames_share_the_rest_rate_limit(services, base_url, api, tokens):
+    buyer = await tokens("buyer@hwc3d.com")
+    ticket = await new_ticket(api, buyer)                                   # request 1
+    conn, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", buyer))
+    for n in range(2):                                                      # 2 and 3
+        await send(conn, {"type": "message", "content": f"m{n}"})
+        await next_of(conn, "ack")
+    await send(conn, {"type": "message", "content": "one too many"})
+    error = await next_of(conn, "error")
+    assert error["data"]["error_code"] == "RATE_LIMIT_EXCEEDED"
+    assert error["data"]["retry_after"] >= 1
+    assert await services.db.support_messages.count_documents(
+        {"ticket_id": ObjectId(ticket)}) == 3
+    conn.close()
 
 
 # --------------------------------------------------------------------------- bad frames

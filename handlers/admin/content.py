@@ -363,12 +363,13 @@ class EmailHistoryHandler(ApiHandler):
     @responds(paginated=True)
     async def get(self) -> None:
         """Every email the mailer recorded, newest first (seed 001 §13 "View history"),
-        filtered by `to`, `status` (sent|failed) and `category`; paginated."""
+        filtered by `to`, `status` (sent|failed) and `category`; paginated. Verification and
+        password-reset emails are listed without their text (`redacted: true`)."""
         q = self.query
         docs, meta = await content.email_history(
             self.db, page=q["page"], limit=q["limit"], to=q.get("to"), status=q.get("status"),
             category=q.get("category"))
-        self.write_page([render(d) for d in docs], meta)
+        self.write_page([content.render_email(d) for d in docs], meta)
 
 
 # --------------------------------------------------------------------------- announcements
