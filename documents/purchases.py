@@ -19,14 +19,12 @@ and re-run by a repeated request, so a crash between them is resumed.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
 from documents import catalog, money, orders
 from documents.common import paginate, render, utcnow
 from documents.errors import Conflict, Forbidden, NotFound
-from storage.store import signed_url
 
 PURCHASES = "purchases"
 TRANSACTIONS = orders.TRANSACTIONS
@@ -121,14 +119,13 @@ async def _purchase_for(db, user: dict, *, model_id=None, transaction_id=None) -
     return purchase
 
 
-async def download_link(db, storage, settings, user: dict, *, model_id=None,
-                        transaction_id=None) -> dict:
-    """A short-lived signed URL for a bought model, counted against the download limit.
+async def claim_download(db, user: dict, *, model_id=None, transaction_id=None) -> dict:
+    """Count one download of a bought model against its purchase's download limit.
 
-    Returns ``{download_url, expires_at, expires_in, filename, file_format, file_size,
-    download_count, download_limit, remaining_downloads}``. Raises NotFound (unknown model or
-    transaction, file missing), Forbidden NOT_PURCHASED / PURCHASE_REVOKED /
-    DOWNLOAD_LIMIT_REACHED (seed 000 `Purchase.download_limit`).
+    Returns ``{file_key, filename, file_format, file_size, download_count, download_limit,
+    remaining_downloads}``; the caller turns `file_key` into a short-lived signed URL.
+    Raises NotFound (unknown model or transaction, file missing), Forbidden NOT_PURCHASED /
+    PURCHASE_REVOKED / DOWNLOAD_LIMIT_REACHED (seed 000 `Purchase.download_limit`).
     """
     purchase = await _purchase_for(db, user, model_id=model_id, transaction_id=transaction_id)
     if purchase["status"] != "active":
@@ -148,10 +145,7 @@ async def download_link(db, storage, settings, user: dict, *, model_id=None,
         raise Forbidden("You have reached the download limit for this model",
                         "DOWNLOAD_LIMIT_REACHED")
     await db[catalog.COLLECTION].update_one({"_id": model["_id"]}, {"$inc": {"downloads": 1}})
-    ttl = settings.download_url_ttl_minutes * 60
-    url = await signed_url(storage, model["file_key"], ttl, _filename(model))
-    return {"download_url": url, "expires_at": render(utcnow() + timedelta(seconds=ttl)),
-            "expires_in": ttl, "filename": _filename(model),
+    return {"file_key": model["file_key"], "filename": _filename(model),
             "file_format": model.get("file_format"), "file_size": model.get("file_size"),
             "download_count": counted["download_count"],
             "download_limit": counted["download_limit"],

@@ -3,11 +3,15 @@ purchase, signed download links counted against the download limit, and staff re
 Rules live in `documents.purchases`."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from marshmallow import fields, validate
 
 from documents import purchases
+from documents.common import iso, utcnow
 from documents.payments import ProviderUnavailable
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+from storage.store import signed_url
 
 
 class RefundSchema(ApiSchema):
@@ -33,23 +37,31 @@ class PurchaseHandler(ApiHandler):
         self.write_json(await purchases.get_purchase(self.db, self.current_user, transaction_id))
 
 
-class DownloadHandler(ApiHandler):
+class _DownloadBase(ApiHandler):
+    async def write_link(self, **purchase_ref) -> None:
+        """Count a download, then answer with a URL valid DOWNLOAD_URL_TTL_MINUTES."""
+        claim = await purchases.claim_download(self.db, self.current_user, **purchase_ref)
+        ttl = self.settings_.download_url_ttl_minutes * 60
+        url = await signed_url(self.services.storage, claim.pop("file_key"), ttl,
+                               claim["filename"])
+        self.write_json({"download_url": url, "expires_at": iso(utcnow() + timedelta(seconds=ttl)),
+                         "expires_in": ttl, **claim})
+
+
+class DownloadHandler(_DownloadBase):
     @responds()
     async def get(self, model_id: str) -> None:
         """A short-lived signed download URL for a bought model: ``{download_url, expires_at,
         expires_in, download_count, download_limit, remaining_downloads, ...}``; 403
         NOT_PURCHASED / PURCHASE_REVOKED / DOWNLOAD_LIMIT_REACHED; 404 for unknown models."""
-        self.write_json(await purchases.download_link(
-            self.db, self.services.storage, self.settings_, self.current_user, model_id=model_id))
+        await self.write_link(model_id=model_id)
 
 
-class DownloadLinkHandler(ApiHandler):
+class DownloadLinkHandler(_DownloadBase):
     @responds()
     async def get(self, transaction_id: str) -> None:
         """The same signed download URL, by transaction id (seed 004 "Purchase Success")."""
-        self.write_json(await purchases.download_link(
-            self.db, self.services.storage, self.settings_, self.current_user,
-            transaction_id=transaction_id))
+        await self.write_link(transaction_id=transaction_id)
 
 
 class RefundHandler(ApiHandler):
