@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import logging
 import multiprocessing
 import re
-import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from config import Settings
 from config.logs import request_id_var
 from documents import db as documents_db
 from documents import outbox, payments, seed
+from documents.common import render
 from handlers.base import NotFoundHandler
 from handlers.metrics import Metrics
 from realtime.ratelimit import MemoryRateLimiter
@@ -129,7 +130,7 @@ async def open_services(settings: Settings, *, seed_fixtures: bool | None = None
 
     from realtime.hub import open_hub
 
-    services.hub = await open_hub(settings, services.redis, services.metrics)
+    services.hub = await open_hub(settings, services.redis, services.metrics, render=render)
     services.closers.append(services.hub.close)
 
     if seed_fixtures if seed_fixtures is not None else settings.seed_fixtures:
@@ -144,7 +145,7 @@ async def close_services(services: Services) -> None:
             result = close()
             if hasattr(result, "__await__"):
                 await result
-        except Exception:  # noqa: BLE001 - shutdown goes on
+        except Exception:
             log.warning("error while closing %r", close, exc_info=True)
     services.closers.clear()
 

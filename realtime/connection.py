@@ -20,19 +20,23 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
-
-from documents.common import iso, utcnow
 
 log = logging.getLogger("hwc3d.realtime")
 
 SLOW_CONSUMER = 4008
 
 
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds and a Z (the frames' `ts`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def control_frame(type: str, channel: str | None, data: Any) -> str:
     """A server frame that is not a channel event (offset null): connected, presence, error..."""
     return json.dumps({"type": type, "channel": channel, "offset": None, "data": data,
-                       "ts": iso(utcnow())}, separators=(",", ":"), default=str)
+                       "ts": now_iso()}, separators=(",", ":"), default=str)
 
 
 class Connection:

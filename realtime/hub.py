@@ -28,10 +28,11 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from documents.common import iso, render, utcnow
 from realtime.broker import MemoryBroker, RedisBroker, finish_frame
-from realtime.connection import Connection, control_frame
+from realtime.connection import Connection, control_frame, now_iso
 from realtime.presence import MemoryPresence, RedisPresence
 
 log = logging.getLogger("hwc3d.realtime")
@@ -62,8 +63,11 @@ class Hub:
     """Channel registry and fan-out of one process; see the module doc."""
 
     def __init__(self, settings, broker, presence, metrics, *, instance_id: str | None = None,
-                 heartbeat: float = 10.0):
+                 heartbeat: float = 10.0, render: Callable[[Any], Any] | None = None):
         self.settings, self.broker, self.presence, self.metrics = settings, broker, presence, metrics
+        # Turns event data into JSON-ready API form (ids, datetimes, cents): handed in by
+        # the Application, since realtime/ knows nothing of documents.
+        self.render = render or (lambda data: data)
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self._heartbeat = heartbeat
         self._channels: dict[str, set[Connection]] = {}
@@ -90,7 +94,7 @@ class Hub:
         ``{"type", "channel", "offset", "data", "ts"}``; `offset` is None for a transient event
         (`history=False`: typing, presence) or when the broker is unreachable.
         """
-        event = {"type": type, "channel": channel, "data": render(data), "ts": iso(utcnow())}
+        event = {"type": type, "channel": channel, "data": self.render(data), "ts": now_iso()}
         head = json.dumps(event, separators=(",", ":"), default=str)[:-1] + ',"offset":'
         offset, frame = None, None
         if self.broker.connected:
@@ -334,16 +338,17 @@ class Hub:
         await self.broker.close()
 
 
-async def open_hub(settings, redis, metrics) -> Hub:
+async def open_hub(settings, redis, metrics, render: Callable[[Any], Any] | None = None) -> Hub:
     """The hub of this process: Redis broker and presence when settings.redis_url is set
     (the hub opens its own connections to it: commands without retries, one pub/sub
     connection; `redis`, the shared client, is not used), in-process ones otherwise."""
     if settings.redis_url:
         broker = RedisBroker(settings.redis_url, settings.history_size, settings.history_ttl_seconds)
         hub_presence = RedisPresence(broker.commands, uuid.uuid4().hex[:12])
-        hub = Hub(settings, broker, hub_presence, metrics, instance_id=hub_presence.instance_id)
+        hub = Hub(settings, broker, hub_presence, metrics, instance_id=hub_presence.instance_id,
+                  render=render)
     else:
         broker = MemoryBroker(settings.history_size, settings.history_ttl_seconds)
-        hub = Hub(settings, broker, MemoryPresence(), metrics)
+        hub = Hub(settings, broker, MemoryPresence(), metrics, render=render)
     await hub.start()
     return hub
