@@ -32,6 +32,7 @@ from documents.errors import BadRequest, DomainError, Forbidden, Invalid, NotFou
 log = logging.getLogger("hwc3d.api")
 
 MAX_LIMIT = 100
+MAX_JSON_DEPTH = 32
 
 
 # --------------------------------------------------------------------------- decorators
@@ -286,14 +287,24 @@ class ApiHandler(tornado.web.RequestHandler):
         return self.get_cookie("access_token") or None
 
     def json_body(self) -> Any:
-        """The request body parsed as JSON (an empty body is `{}`); 400 BAD_REQUEST when malformed."""
+        """The request body parsed as JSON (an empty body is `{}`).
+
+        400 BAD_REQUEST when it is malformed or nested deeper than MAX_JSON_DEPTH arrays and
+        objects (the parser's recursion limit, and MongoDB's 100 levels, stay out of reach).
+        """
         raw = self.request.body
         if not raw or not raw.strip():
             return {}
         try:
-            return json.loads(raw)
+            data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("Request body is not valid JSON") from None
+        except RecursionError:
+            data = None
+        else:
+            if not _nested_deeper_than(data, MAX_JSON_DEPTH):
+                return data
+        raise BadRequest(f"Request body is nested deeper than {MAX_JSON_DEPTH} levels")
 
     def query_arguments(self, schema: Schema | None = None) -> dict[str, Any]:
         """The query string as a dict: one value a name, all values for list fields."""
@@ -403,6 +414,23 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def on_finish(self) -> None:
         self.services.metrics.observe_request(self, time.monotonic() - self._started)
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` (parsed JSON) has arrays/objects nested more than `limit` levels."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 _HTTP_CODES = {

@@ -17,16 +17,10 @@ from test_content_support import (
     CREATOR_ID,
     MODERATOR,
     UNKNOWN_ID,
-    content_app,
 )
 from tornado.websocket import websocket_connect
 
 from documents.common import utcnow
-
-
-@pytest.fixture
-def app(services, monkeypatch, io_loop):
-    return content_app(services, monkeypatch, io_loop)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from test_content_support import (
     CREATOR2,
     UNKNOWN_ID,
     box_glb,
-    content_app,
     png_bytes,
     textured_glb,
     upload,
@@ -23,11 +22,6 @@ from test_content_support import (
 
 from documents import content
 from documents.common import utcnow
-
-
-@pytest.fixture
-def app(services, monkeypatch, io_loop):
-    return content_app(services, monkeypatch, io_loop)
 
 
 async def add_testimonial(db, **fields) -> dict:

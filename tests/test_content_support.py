@@ -1,9 +1,4 @@
-"""Helpers for the site-content tests (no tests here): wiring, uploads, GLB builders.
-
-`content_app` builds the app with `handlers.content` and `handlers.admin.content` (and the
-indexes of `documents.content`) even before the lead adds them to HANDLER_MODULES and
-DOCUMENT_MODULES; once they are listed there it changes nothing.
-"""
+"""Helpers for the site-content tests (no tests here): uploads and GLB builders."""
 from __future__ import annotations
 
 import io
@@ -14,13 +9,6 @@ import uuid
 import numpy as np
 import trimesh
 from PIL import Image
-from pymongo import IndexModel
-
-from documents import content
-from documents import db as documents_db
-from handlers import app as app_module
-
-CONTENT_HANDLERS = ("handlers.content", "handlers.admin.content")
 
 ADMIN = "admin@hwc3d.com"
 MODERATOR = "moderator@hwc3d.com"
@@ -32,20 +20,6 @@ ADMIN_ID = "650000000000000000000001"
 CREATOR_ID = "650000000000000000000003"
 BUYER_ID = "650000000000000000000005"
 UNKNOWN_ID = "64ffffffffffffffffffffff"
-
-
-def content_app(services, monkeypatch, io_loop):
-    """`make_app(services)` with the content routes and indexes present."""
-    missing = tuple(m for m in CONTENT_HANDLERS if m not in app_module.HANDLER_MODULES)
-    if missing:
-        monkeypatch.setattr(app_module, "HANDLER_MODULES", app_module.HANDLER_MODULES + missing)
-    if "documents.content" not in documents_db.DOCUMENT_MODULES:
-        async def create():
-            for name, indexes in content.INDEXES.items():
-                await services.db[name].create_indexes(
-                    [i if isinstance(i, IndexModel) else IndexModel(i) for i in indexes])
-        io_loop.run_sync(create)
-    return app_module.make_app(services)
 
 
 def multipart(files: list) -> tuple[bytes, dict]:
