@@ -31,7 +31,7 @@ INDEXES = {
     ]
 }
 
-TYPES = ("new_follower", "model_liked", "model_purchased", "comment_received",
+TYPES = ("community_approved", "new_follower", "model_liked", "model_purchased", "comment_received",
          "bounty_application", "model_approved", "model_rejected", "ticket_reply",
          "direct_message", "announcement")
 

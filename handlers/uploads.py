@@ -131,12 +131,24 @@ class StreamedUpload(ApiHandler):
     async def run(self, handle) -> None:
         """Run `handle(form)` on the received form; storage rejections become API errors and
         the temp files are removed whatever happens."""
+        self._held_reply: list = []
         try:
             await handle(self.receiver.result())
         except UploadRejected as exc:
             raise api_error(exc) from None
         finally:
             await self.receiver.cleanup()
+            held, self._held_reply = self._held_reply, None
+        if held:
+            super().write_json(*held[0])
+
+    def write_json(self, payload, status: int = 200) -> None:
+        """Inside `run`, hold the reply until the temp files are removed (a client that gets
+        the answer never sees leftovers); elsewhere (e.g. an inherited GET) write at once."""
+        if getattr(self, "_held_reply", None) is not None:
+            self._held_reply.append((payload, status))
+        else:
+            super().write_json(payload, status)
 
     def on_connection_close(self) -> None:
         """The client went away mid-upload: drop what was spooled."""
