@@ -39,8 +39,10 @@ def banner(settings, host: str, port: int) -> str:
     if settings.embedded_store:
         parts.append("Documents: IN MEMORY (embedded default) - everything is lost on exit. "
                      "Set MONGODB_URL for a real MongoDB.")
+    storage = (f"S3 {settings.s3_bucket_name}" if settings.s3_bucket_name
+               else f"local disk {settings.data_dir}")
     parts.append(f"Realtime broker: {'Redis' if settings.redis_url else 'in-process'}; "
-                 f"storage: {'S3 ' + settings.s3_bucket_name if settings.s3_bucket_name else 'local disk ' + str(settings.data_dir)}; "
+                 f"storage: {storage}; "
                  f"payments: {'Stripe' if settings.stripe_secret_key else 'test provider'}; "
                  f"email: {'SMTP ' + settings.smtp_host if settings.smtp_host else 'outbox (log)'}")
     return "\n".join(parts)
@@ -55,7 +57,8 @@ async def serve(args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
     setup_logging(settings.log_format, settings.log_level)
     services = await open_services(settings, seed_fixtures=args.seed)
-    server = HTTPServer(make_app(services), xheaders=True, max_body_size=settings.max_model_bytes + 1024 * 1024,
+    server = HTTPServer(make_app(services), xheaders=True,
+                        max_body_size=settings.max_model_bytes + 1024 * 1024,
                         idle_connection_timeout=75)
     server.listen(args.port, args.host)
     print(banner(settings, args.host, args.port), flush=True)
@@ -72,7 +75,7 @@ async def serve(args: argparse.Namespace) -> None:
         await services.hub.shutdown()
     try:
         await asyncio.wait_for(server.close_all_connections(), DRAIN_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("drain timed out after %ss", DRAIN_SECONDS)
     await close_services(services)
     log.info("stopped")

@@ -77,6 +77,20 @@ def rss_kb(pid: int) -> int:
         return int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1))
 
 
+def listen_overflows() -> int:
+    """The kernel's TcpExt ListenOverflows counter (SYNs dropped on a full accept queue)."""
+    try:
+        with open("/proc/net/netstat") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split(), values.split()))
+            return int(row.get("ListenOverflows", 0))
+    return 0
+
+
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -114,6 +128,11 @@ def start_ours(workdir: Path, name: str, redis_url: str) -> tuple[Process, int]:
                    workdir, env, workdir / f"{name}.log")
     proc.wait_for("HWC3D server on")
     return proc, port
+
+
+def ours_redis(args, redis_url: str) -> str:
+    """Ours' REDIS_URL: with `--redis-url-options` as its query string when given."""
+    return f"{redis_url}?{args.redis_url_options}" if args.redis_url_options else redis_url
 
 
 def start_bare(workdir: Path, name: str, redis_url: str) -> tuple[Process, int]:
@@ -200,7 +219,7 @@ def bench_a(args, workdir: Path, redis_url: str) -> dict:
     n = args.sockets
     print(f"\n(a) {n} idle sockets on one instance; load average {load()}", flush=True)
     flush(redis_url)
-    ours, port = start_ours(workdir, "a-ours", redis_url)
+    ours, port = start_ours(workdir, "a-ours", ours_redis(args, redis_url))
     try:
         urls = [f"ws://127.0.0.1:{port}/ws/notifications?token={t}" for t in tokens(USERS, n)]
         mine = measure_memory(ours.proc.pid, urls, args, hello=True)
@@ -316,8 +335,9 @@ def fanout(kind: str, args, workdir: Path, redis_url: str, *, stop_b: bool, pad:
     flush(redis_url)
     label = f"{'c' if stop_b else 'b'}-{kind}"
     starter = start_ours if kind == "ours" else start_bare
-    server_a, port_a = starter(workdir, f"{label}-A", redis_url)
-    server_b, port_b = starter(workdir, f"{label}-B", redis_url)
+    url = ours_redis(args, redis_url) if kind == "ours" else redis_url
+    server_a, port_a = starter(workdir, f"{label}-A", url)
+    server_b, port_b = starter(workdir, f"{label}-B", url)
     pool = None
     try:
         n = args.subscribers
@@ -350,7 +370,7 @@ def fanout(kind: str, args, workdir: Path, redis_url: str, *, stop_b: bool, pad:
             cpu_b["at_stop"] = cpu_seconds(server_b.proc.pid)
             server_b.proc.send_signal(signal.SIGTERM)
 
-        started = time.monotonic()
+        started, overflows = time.monotonic(), listen_overflows()
         pub = publish_loop(publisher, total, args.rate, stop_instance_b if stop_b else None)
         result = pool.drain(pub["sent"], args.drain_timeout)
         wall = time.monotonic() - started
@@ -362,7 +382,8 @@ def fanout(kind: str, args, workdir: Path, redis_url: str, *, stop_b: bool, pad:
                       server_cpu=sum(delta[p] for p in servers),
                       client_cpu=sum(delta[p] for p in pool.pids),
                       redis_cpu=delta[args.redis_pid],
-                      expected=len(pub["sent"]) * ready["ready"])
+                      expected=len(pub["sent"]) * ready["ready"],
+                      listen_overflows=listen_overflows() - overflows)
         if kind == "ours":
             result["gauge_a"] = open_sockets(f"http://127.0.0.1:{port_a}")
         return result
@@ -404,6 +425,8 @@ def print_fanout(title: str, rows: list[tuple[str, dict]], args) -> None:
                   f"{args.client_procs} procs")]
         if r["lost_subs"] or r["dup_subs"]:
             extra.append(f"subscribers with loss {r['lost_subs']}, with dups {r['dup_subs']}")
+        if r["listen_overflows"]:
+            extra.append(f"kernel listen-queue overflows during the run {r['listen_overflows']}")
         if r["offset_repeats"] or r["foreign"]:
             extra.append(f"offset repeats {r['offset_repeats']}, foreign seqs {r['foreign']}")
         if r["errors"]:
@@ -492,6 +515,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="(b, c) seconds to wait for late deliveries")
     parser.add_argument("--workdir", type=Path,
                         help="keep the servers' logs in this directory (default: a temporary one)")
+    parser.add_argument("--redis-url-options", default="",
+                        help="query string appended to ours' REDIS_URL, e.g. max_connections=2000 "
+                             "(diagnostic: redis-py reads pool options from the URL)")
     parser.add_argument("--no-bare-c", dest="bare_c", action="store_false",
                         help="(c) skip the bare contrast run")
     args = parser.parse_args(argv)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from dotenv import dotenv_values
 
@@ -31,7 +31,7 @@ class RateLimit:
     seconds: int
 
     @classmethod
-    def parse(cls, text: str) -> "RateLimit":
+    def parse(cls, text: str) -> RateLimit:
         """Parse ``N/second|minute|hour|day`` (plural allowed) or ``N/<seconds>s``.
 
         Raises ValueError on anything else.

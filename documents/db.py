@@ -72,6 +72,6 @@ async def ping(db) -> bool:
     try:
         await db.command("ping")
         return True
-    except Exception:  # noqa: BLE001 - readiness reports, never raises
+    except Exception:
         log.warning("document store ping failed", exc_info=True)
         return False

@@ -212,7 +212,8 @@ class StripeProvider(PaymentProvider):
 # Stripe's test cards (https://docs.stripe.com/testing): token / PaymentMethod → behaviour.
 SUCCEEDS = frozenset({"tok_visa", "pm_card_visa", "tok_mastercard", "pm_card_mastercard",
             "tok_amex", "pm_card_amex"})
-DECLINES = MappingProxyType({"tok_chargeDeclined": "generic_decline", "pm_card_chargeDeclined": "generic_decline",
+DECLINES = MappingProxyType({"tok_chargeDeclined": "generic_decline",
+                             "pm_card_chargeDeclined": "generic_decline",
             "tok_chargeDeclinedInsufficientFunds": "insufficient_funds",
             "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"})
 THREE_D_SECURE = frozenset({"tok_threeDSecure2Required", "pm_card_threeDSecure2Required"})

@@ -1,1 +1,4 @@
-"""Tornado request handlers, one module per area; each exports `routes`. The Application is built in `handlers.app`."""
+"""Tornado request handlers, one module per area; each exports `routes`.
+
+The Application is built in `handlers.app`.
+"""

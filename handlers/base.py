@@ -20,7 +20,8 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import marshmallow
 import tornado.web
@@ -33,6 +34,7 @@ log = logging.getLogger("hwc3d.api")
 
 MAX_LIMIT = 100
 MAX_JSON_DEPTH = 32
+INT64_MAX = 2 ** 63 - 1
 
 
 # --------------------------------------------------------------------------- decorators
@@ -116,6 +118,17 @@ class ApiSchema(Schema):
         unknown = RAISE
 
 
+def _too_big(value: Any) -> bool:
+    """Whether `value` is, or holds, an integer outside the signed 64-bit range."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -INT64_MAX - 1 <= value <= INT64_MAX
+    if isinstance(value, dict):
+        return any(_too_big(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_too_big(item) for item in value)
+    return False
+
+
 class PageQuery(ApiSchema):
     """`page` ≥ 1 (default 1) and `limit` 1..100 (default 20), seed 001 §22."""
 
@@ -155,11 +168,21 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def load(schema: type[Schema] | Schema, data: Any) -> dict:
-    """Validate `data` with `schema`; raises Invalid (422 with field_errors)."""
+    """Validate `data` with `schema`; raises Invalid (422 with field_errors).
+
+    What the schema loads (after its post_load hooks) must also fit in BSON: an integer
+    outside 64 bits, which MongoDB cannot take in a query or a document, is a field error.
+    """
     try:
-        return _schema_instance(schema).load(data)
+        loaded = _schema_instance(schema).load(data)
     except marshmallow.ValidationError as exc:
         raise Invalid(flatten_errors(exc.messages)) from None
+    items = loaded.items() if isinstance(loaded, dict) else [("_schema", loaded)]
+    too_big = {key.removesuffix("_cents"): ["Number is too large."]
+               for key, value in items if _too_big(value)}
+    if too_big:
+        raise Invalid(too_big)
+    return loaded
 
 
 # --------------------------------------------------------------------------- handler

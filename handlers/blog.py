@@ -1,7 +1,8 @@
 """Blog routes (seed 004 §3 and "Blog Listing", "Blog Post"; issue 4 item 6).
 
 `post_id` in every path is a post's id or its slug. Public: `GET /api/blog/posts`,
-`GET /api/blog/posts/{post_id}` (counts a view), `GET /api/blog/featured`, `GET /api/blog/categories`, `GET /api/blog/posts/{post_id}/comments`,
+`GET /api/blog/posts/{post_id}` (counts a view), `GET /api/blog/featured`,
+`GET /api/blog/categories`, `GET /api/blog/posts/{post_id}/comments`,
 `POST /api/blog/posts/{post_id}/share`. Signed in: `POST/DELETE /api/blog/posts/{post_id}/like`,
 `POST /api/blog/posts/{post_id}/comments`. Staff with `content.manage` (issue 4 "staff write"):
 `POST /api/admin/blog/posts`, `PUT/DELETE /api/admin/blog/posts/{post_id}`; they also read

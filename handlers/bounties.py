@@ -46,13 +46,13 @@ class MoneyAmount(fields.Field):
             raise ValidationError("Must be a decimal amount") from None
         if not amount.is_finite():
             raise ValidationError("Must be a decimal amount")
-        if amount != amount.quantize(Decimal("0.01")):
-            raise ValidationError("At most two decimal places")
-        cents = int(amount * 100)
-        if not self.min_cents <= cents <= self.max_cents:
+        # the range first: quantize() raises InvalidOperation past 28 digits
+        if not self.min_cents <= amount * 100 <= self.max_cents:
             raise ValidationError(f"Must be between {Decimal(self.min_cents) / 100} and "
                                   f"{Decimal(self.max_cents) / 100}")
-        return cents
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("At most two decimal places")
+        return int(amount * 100)
 
 
 def strip_strings(data):

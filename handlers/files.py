@@ -62,7 +62,7 @@ class FileHandler(ApiHandler):
 
     async def _open(self, path):
         def open_file():
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            handle = open(path, "rb")
             return handle, path.stat().st_size
 
         try:

@@ -243,7 +243,7 @@ class RedisBroker:
             if self._conn is not None and channel not in self._channels:
                 try:
                     await self._conn.send_command("UNSUBSCRIBE", self._key("ch", channel))
-                except Exception as exc:  # noqa: BLE001 - the reader reconnects
+                except Exception as exc:
                     log.debug("unsubscribe %s failed: %s", channel, exc)
 
     async def _send_subscribe(self, channels: list[str]) -> list[asyncio.Future]:
@@ -260,14 +260,14 @@ class RedisBroker:
                 futures.append(future)
             try:
                 await conn.send_command("SUBSCRIBE", *(self._key("ch", c) for c in channels))
-            except Exception as exc:  # noqa: BLE001 - the reader reconnects
+            except Exception as exc:
                 log.debug("subscribe failed: %s", exc)
             return futures
 
     def _confirmed(self, channel: str) -> None:
         acked = self._acked[channel] = self._acked.get(channel, 0) + 1
         waiting = self._waiters.get(channel, [])
-        for seq, future in [w for w in waiting if w[0] <= acked]:
+        for _seq, future in [w for w in waiting if w[0] <= acked]:
             if not future.done():
                 future.set_result(True)
         self._waiters[channel] = [w for w in waiting if w[0] > acked]
@@ -300,7 +300,7 @@ class RedisBroker:
                 await self._read()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - Redis went away: retry
+            except Exception as exc:
                 if not outage:
                     log.warning("Redis pub/sub connection lost (%s); local delivery goes on", exc)
                 outage, self._healthy = True, False
@@ -327,7 +327,7 @@ class RedisBroker:
 
     async def _after_resubscribe(self, channels: list[str], futures: list) -> None:
         results = await asyncio.gather(*futures)
-        live = [c for c, ok in zip(channels, results) if ok]
+        live = [c for c, ok in zip(channels, results, strict=True) if ok]
         try:
             await self._on_resubscribed(live)
         except Exception:
@@ -368,7 +368,7 @@ class RedisBroker:
             async with self._lock:
                 try:
                     await conn.send_command("PING")
-                except Exception as exc:  # noqa: BLE001 - the reader notices
+                except Exception as exc:
                     log.debug("pub/sub ping failed: %s", exc)
 
     # ---------------------------------------------------------------- publish and history

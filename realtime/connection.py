@@ -115,7 +115,7 @@ class Connection:
                 item = self._queue.popleft()
                 for text in item if isinstance(item, list) else (item,):
                     await self._send(text)
-        except Exception as exc:  # noqa: BLE001 - the socket is gone; on_close cleans up
+        except Exception as exc:
             log.debug("socket write stopped: %r", exc)
             self.closed = True
             self._queue.clear()

@@ -100,7 +100,7 @@ class Hub:
         if self.broker.connected:
             try:
                 offset, frame = await self.broker.publish(channel, head, history=history)
-            except Exception as exc:  # noqa: BLE001 - broker down: local delivery goes on
+            except Exception as exc:
                 log.warning("publish on %s went local only: %s", channel, exc)
         if frame is None:
             self._deliver(channel, None, finish_frame(head, None))
@@ -139,7 +139,7 @@ class Hub:
             self._repairing[channel] = []
             try:
                 frames, _complete, _top = await self.broker.history(channel, last)
-            except Exception as exc:  # noqa: BLE001 - down again; the next reconnect retries
+            except Exception as exc:
                 log.warning("history of %s unavailable after reconnect: %s", channel, exc)
                 frames = []
             held = self._repairing.pop(channel, [])
@@ -151,7 +151,7 @@ class Hub:
             if conn.presence_key:
                 try:
                     await self.presence.add(channel, conn.presence_key, conn.info)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     return
 
     # ---------------------------------------------------------------- sockets
@@ -207,7 +207,7 @@ class Hub:
             ready = self._subscribed[channel] = asyncio.get_running_loop().create_future()
             try:
                 ok = await self.broker.subscribe(channel)
-            except Exception as exc:  # noqa: BLE001 - local delivery works without it
+            except Exception as exc:
                 log.warning("subscribe %s failed: %s", channel, exc)
                 ok = False
             ready.set_result(ok)
@@ -220,7 +220,7 @@ class Hub:
             if since is None:
                 return [], not recover, await self.broker.position(channel)
             return await self.broker.history(channel, since)
-        except Exception as exc:  # noqa: BLE001 - Redis down: no recovery, live events only
+        except Exception as exc:
             log.warning("history of %s unavailable: %s", channel, exc)
             return [], False, None
 
@@ -228,7 +228,7 @@ class Hub:
         key = f"{self.instance_id}:{conn.id}"
         try:
             first = await self.presence.add(channel, key, conn.info)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("presence of %s unavailable: %s", channel, exc)
             return
         conn.presence_key = key
@@ -241,7 +241,7 @@ class Hub:
         key, conn.presence_key = conn.presence_key, None
         try:
             info = await self.presence.remove(channel, key)
-        except Exception as exc:  # noqa: BLE001 - the heartbeat sweep cleans up later
+        except Exception as exc:
             log.warning("presence removal on %s failed: %s", channel, exc)
             return
         if info is not None:
@@ -251,7 +251,7 @@ class Hub:
         """``{"users": [info...], "count", "staff_online"}`` for `channel` (all instances)."""
         try:
             users = await self.presence.members(channel)
-        except Exception:  # noqa: BLE001 - Redis down: only what is known locally
+        except Exception:
             users = list({c.info["user_id"]: c.info
                           for c in self._channels.get(channel, ())}.values())
         return {"users": users, "count": len(users),
@@ -304,7 +304,7 @@ class Hub:
                     await self.publish(channel, "presence_left", info, history=False)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - Redis down: try again next beat
+            except Exception as exc:
                 log.debug("presence heartbeat failed: %s", exc)
             await asyncio.sleep(self._heartbeat)
 

@@ -119,7 +119,7 @@ class RedisPresence:
             for instance in instances:
                 pipe.exists(self._instance(instance))
             flags = await pipe.execute()
-        return entries, {i for i, ok in zip(instances, flags) if not ok}
+        return entries, {i for i, ok in zip(instances, flags, strict=True) if not ok}
 
     async def _live(self, channel: str) -> dict:
         entries, dead = await self._entries(channel)

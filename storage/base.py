@@ -57,5 +57,5 @@ class Storage(ABC):
         """True when the backend is reachable (for /readyz)."""
         return True
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op for most backends
         """Release clients."""

@@ -36,7 +36,7 @@ def _open(path: Path):
 
     try:
         image = Image.open(path)
-    except Exception:  # noqa: BLE001 - any decoder failure is a bad image
+    except Exception:
         raise InvalidImage("The image could not be decoded") from None
     if image.width * image.height > MAX_PIXELS or image.width < 1 or image.height < 1:
         image.close()
@@ -50,7 +50,7 @@ def _load(image):
     try:
         image.load()
         return ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001 - truncated or corrupt pixel data
+    except Exception:
         raise InvalidImage("The image could not be decoded") from None
 
 
@@ -65,7 +65,7 @@ def _strip_sync(path: Path, file_format: str) -> dict:
             try:
                 original.seek(0)
                 original.load()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 raise InvalidImage("The image could not be decoded") from None
             return {"width": original.width, "height": original.height}
         image = _load(original)

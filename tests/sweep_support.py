@@ -37,6 +37,7 @@ JUNK_IDS = {
     "nul-byte": "%00",
     "very-long": "a" * 4000,
     "traversal": quote("../etc/passwd", safe=""),
+    "invalid-utf8": "%FF%FE",
 }
 MISSING_ID = "000000000000000000000000"
 ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -120,7 +121,7 @@ class SweepServer:
                     "RATE_LIMITS_ENABLED": "false", "PYTHONUNBUFFERED": "1",
                     "LOG_FORMAT": "text", "ANALYSIS_WORKERS": "1", **self.env_extra})
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the subprocess
+        log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "server.py", "--port", str(self.port)],
                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -132,7 +133,7 @@ class SweepServer:
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("server.py printed no banner within %ss" % timeout)
+        raise RuntimeError(f"server.py printed no banner within {timeout}s")
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -197,7 +198,10 @@ class Client:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
                                                        timeout=self.timeout)
             try:
-                self.conn.request(method, path, body=body, headers=headers)
+                try:
+                    self.conn.request(method, path, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server answered before reading the whole body: read the answer
                 response = self.conn.getresponse()
                 data = response.read()
                 reply = Reply(response.status, data, {k.lower(): v for k, v in response.getheaders()})

@@ -124,7 +124,7 @@ class Server:
 
     def __init__(self, cwd: Path, port: int, env: dict):
         self.port = port
-        self.stderr = open(cwd / "stderr.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.stderr = open(cwd / "stderr.log", "w+")
         self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)],
                                      cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=self.stderr, text=True)

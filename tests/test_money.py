@@ -50,8 +50,8 @@ async def test_awkward_prices_agree_to_the_cent(api, tokens, services):
     assert (body["subtotal"], body["discount"], body["total_amount"], body["platform_fee"]) == (
         1255.55, 188.33, 1067.22, 80.03)
     order = await db.orders.find_one({"_id": ObjectId(body["order_id"])})
-    assert [(l["price_cents"], l["discount_cents"], l["amount_cents"], l["fee_cents"],
-             l["seller_amount_cents"]) for l in order["lines"]] == [
+    assert [(line["price_cents"], line["discount_cents"], line["amount_cents"], line["fee_cents"],
+             line["seller_amount_cents"]) for line in order["lines"]] == [
         (1, 0, 1, 0, 1), (99, 15, 84, 6, 78), (1999, 300, 1699, 127, 1572),
         (123456, 18518, 104938, 7870, 97068)]
     assert (order["subtotal_cents"], order["discount_cents"], order["total_cents"],

@@ -236,7 +236,8 @@ def doomed_redis(tmp_path):
 @pytest.mark.gen_test
 async def test_requests_pass_when_redis_is_down(doomed_redis, tmp_path, caplog):
     url, proc = doomed_redis
-    services = await open_services(make_settings(tmp_path, redis_url=url, rate_limits_enabled=True, rate_limit_anonymous=RateLimit(1, 60)))
+    services = await open_services(make_settings(tmp_path, redis_url=url, rate_limits_enabled=True,
+                                                  rate_limit_anonymous=RateLimit(1, 60)))
     sock, port = bind_unused_port()
     server = HTTPServer(build_app(services))
     server.add_sockets([sock])

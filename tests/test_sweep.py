@@ -4,39 +4,57 @@ The operations come from `handlers.app.collect_routes()` (the same list the serv
 `/openapi.json` documents), so a new route is swept without touching this file. Against one
 real `server.py` process per module (embedded store, seeded fixtures):
 
-1. without a token: `@public` verbs never answer 401/5xx, every other verb answers 401 in the
-   error format; WebSockets close with 4401;
+1. without a token, and with a malformed, oversized or unsigned token: `@public` verbs never
+   answer 401/5xx, every other verb answers 401 in the error format; WebSockets close with
+   4401; a verb a route does not serve is a 405 in the error format;
 2. as a buyer, every path parameter set to junk (`not-an-id`, a missing ObjectId, `%00`, a
-   4000-character string, `../etc/passwd`): never a 5xx; 404 (403 for staff/role verbs,
-   400/422 when the body is validated first) in the error format; WebSockets close with 4404;
+   4000-character string, `../etc/passwd`, bytes that are not UTF-8): never a 5xx; 404 (403
+   for staff/role verbs, 400/422 when the body is validated first) in the error format;
+   WebSockets close with 4404;
 3. as the superadmin, malformed bodies (`{`, `[]`, `"x"`, `null`, `123`, invalid UTF-8,
    100 000-deep nesting, a 1 MB string) on every POST/PUT/PATCH: 400/422 for JSON routes,
-   never a 5xx anywhere; plus, per body field, a value of the wrong type (and an operator
-   object such as ``{"$gt": ""}`` for strings) and an unknown field: 422;
+   never a 5xx anywhere; per body field, a value of the wrong type (and an operator object
+   such as ``{"$gt": ""}`` for strings) and an unknown field: 422; broken, truncated and
+   hostile multipart bodies on every upload route: 4xx;
 4. query strings with wrong types (`page=abc`, `limit=-1`, `limit=1000`, an unknown
-   parameter, a wrong value per declared query field) on every GET: 422 for routes with a
-   query schema, never a 5xx on the others;
-5. a hand-written generator builds schema-shaped bodies (every field filled with a plausible
-   value, every `*_id` set to junk) for each JSON route and sends them as the superadmin and
-   as a buyer, on a second server so that what they create cannot disturb 1-4: never a 5xx;
-6. a buyer is refused (403) on every staff-only verb and on every `/api/admin` verb, and
-   never reads or changes another buyer's ticket, conversation, cart, notifications,
-   collection, payout methods or profile.
+   parameter, integers beyond 64 bits, a wrong value per declared query field) on every
+   GET: 422 for routes with a query schema, never a 5xx on the others; regex text, NUL and
+   3000-character values never a 5xx;
+5. a hand-written generator builds schema-shaped bodies from the marshmallow schemas (junk,
+   missing and real `*_id`s; all fields or the required ones; ordinary values or values at
+   the edge of the validators) for each JSON route and sends them as the superadmin and as a
+   buyer, on a second server so that what they create cannot disturb 1-4: never a 5xx;
+6. a buyer is refused (403) on every staff-only verb and on every `/api/admin` verb, cannot
+   change a creator's model, community, post or profile, and never reads or changes another
+   buyer's ticket, conversation, cart, notifications, collection or payout methods.
+
+Cases that fail because of a module another helper is still writing go into KNOWN (xfail,
+not strict) with the module and the cause.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import pyotp
 import pytest
+import tornado.httpclient
 import tornado.websocket
-from marshmallow import RAISE, fields, validate
-
 from conftest import ADMIN_TOTP_SECRET, DEMO_PASSWORD, free_port
-from sweep_support import (JUNK_IDS, MISSING_ID, Client, Operation, Reply, SweepServer,
-                           error_format_problem, operations, schema_instance)
+from marshmallow import RAISE, ValidationError, fields, validate
+from sweep_support import (
+    JUNK_IDS,
+    MISSING_ID,
+    Client,
+    Operation,
+    Reply,
+    SweepServer,
+    error_format_problem,
+    operations,
+    schema_instance,
+)
 
 OPERATIONS = operations()
 HTTP_OPS = [op for op in OPERATIONS if not op.websocket]
@@ -61,9 +79,7 @@ SIGNED_PATHS = {"/files/{key}"}
 SESSION_ENDING = {"POST /api/auth/logout", "DELETE /api/users/me/account",
                   "PUT /api/users/me/password"}
 
-# Modules still being written by other helpers: their failures are reported, not fixed here.
-OTHERS = ("handlers/communities.py", "handlers/posts.py", "handlers/admin/communities.py",
-          "handlers/content.py", "handlers/admin/content.py")
+# Failures owed to modules other helpers are still writing (reported, not fixed here).
 KNOWN: dict[str, str] = {
     # "<case id>": "<module>: <cause>"  (filled from the sweep's findings)
 }
@@ -89,7 +105,7 @@ def _start(tmp_path_factory, name: str) -> SweepServer:
 
 def _sign_in(client: Client) -> dict[str, str]:
     tokens = {}
-    for who in ("buyer", "buyer2"):
+    for who in ("buyer", "buyer2", "creator"):
         reply = client.request("POST", "/api/auth/login",
                                json_body={"email": f"{who}@hwc3d.com", "password": DEMO_PASSWORD})
         assert reply.status == 200, reply.body
@@ -110,11 +126,13 @@ class Sweep:
         self.client = Client(server.port)
         self.tokens = _sign_in(self.client)
 
-    def call(self, op: Operation, path: str, *, who: str | None = None, **kwargs) -> Reply:
-        """One request; fails with the server's log when it answers 5xx, and checks the
-        error format of every 4xx."""
+    def call(self, op: Operation, path: str, *, who: str | None = None,
+             token: str | None = None, **kwargs) -> Reply:
+        """One request as `who` (a signed-in account) or with `token`; fails with the
+        server's log when it answers 5xx, and checks the error format of every 4xx."""
         offset = self.server.log_size()
-        token = self.tokens[who] if who else None
+        token = self.tokens[who] if who else token
+        who = who or ("a bad token" if token else None)
         reply = self.client.request(op.verb, path, token=token, **kwargs)
         shown = path if len(path) < 200 else path[:200] + "…"
         if reply.status >= 500 and not self.deliberate(reply):
@@ -170,6 +188,46 @@ def test_without_token(sweep, op):
         assert reply.json["error_code"] == "UNAUTHORIZED"
 
 
+BAD_TOKENS = {"garbage": "not.a.jwt", "long": "x" * 5000,
+              "forged": "eyJhbGciOiJub25lIn0.eyJzdWIiOiI2NTAwMDAwMDAwMDAwMDAwMDAwMDAwMDEifQ."}
+
+
+@pytest.mark.parametrize("op", HTTP_OPS, ids=ids(HTTP_OPS))
+def test_bad_tokens(sweep, op):
+    """A malformed, oversized or unsigned (`alg: none`) token is no token: 401 on protected
+    verbs, anonymous on public ones, never a 5xx."""
+    for name, token in BAD_TOKENS.items():
+        known(f"token {name} {op.id}")
+        reply = sweep.call(op, op.url(MISSING_ID), token=token)
+        if op.auth != "public":
+            expect(reply, {401}, f"{op.id} with a {name} token")
+        elif op.id not in PUBLIC_401:
+            assert reply.status != 401, f"public {op.id} answered 401 to a {name} token"
+
+
+def _missing_verbs(op_list: list[Operation]) -> list[tuple[str, str]]:
+    by_path: dict[str, set[str]] = {}
+    for op in op_list:
+        by_path.setdefault(op.path, set()).add(op.verb)
+    verbs = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    return [(path, next(v for v in verbs if v not in have)) for path, have in by_path.items()
+            if any(v not in have for v in verbs)]
+
+
+UNSERVED = _missing_verbs(HTTP_OPS)
+
+
+@pytest.mark.parametrize("path,verb", UNSERVED, ids=[f"{v} {p}" for p, v in UNSERVED])
+def test_unserved_verb_is_405(sweep, path, verb):
+    """A verb the route does not serve is a 405 in the error format, with or without token."""
+    op = Operation(pattern=path, path=path, params=tuple(
+        part[1:-1] for part in path.split("/") if part.startswith("{")), verb=verb,
+        handler=object, auth=None)
+    for who in (None, "buyer"):
+        reply = sweep.call(op, op.url(MISSING_ID), who=who)
+        expect(reply, {405}, f"{verb} {path} as {who or 'anonymous'}")
+
+
 def _websocket_close(sweep: Sweep, path: str, token: str | None) -> int | None:
     """Connect to `path` and return the close code the server sends first."""
     async def run() -> int | None:
@@ -180,8 +238,8 @@ def _websocket_close(sweep: Sweep, path: str, token: str | None) -> int | None:
             conn = await asyncio.wait_for(tornado.websocket.websocket_connect(url), 10)
         except tornado.websocket.WebSocketClosedError:
             return None
-        except Exception as exc:  # an HTTP refusal before the upgrade
-            return getattr(exc, "code", None)
+        except tornado.httpclient.HTTPClientError as exc:  # refused before the upgrade
+            return exc.code
         while await asyncio.wait_for(conn.read_message(), 10) is not None:
             pass
         return conn.close_code
@@ -218,7 +276,9 @@ def test_junk_path_parameters(sweep, op):
     for name, raw in JUNK_IDS.items():
         known(f"junk {name} {op.id}")
         reply = sweep.call(op, op.url(raw), who="buyer")
-        expect(reply, allowed, f"{op.id} as buyer with {name}")
+        # a path segment that is not UTF-8 may be refused before routing (400)
+        expect(reply, allowed | ({400} if name == "invalid-utf8" else set()),
+               f"{op.id} as buyer with {name}")
 
 
 # --------------------------------------------------------------------------- 3. bodies
@@ -249,10 +309,15 @@ def test_malformed_bodies(sweep, op):
                 assert reply.json["error_code"] == "BAD_REQUEST"
 
 
+HUGE_NUMBERS = ["9" * 30 + ".99", 10 ** 30, 1e308, -(10 ** 30)]
+
+
 def wrong_values(field: fields.Field) -> list[Any]:
-    """Values of the wrong type for a body or query field."""
+    """Values of the wrong type (or out of any sane range) for a body field."""
     if isinstance(field, (fields.Integer, fields.Float, fields.Decimal, fields.Number)):
-        return ["abc", [1], {"$gt": 0}]
+        return ["abc", [1], {"$gt": 0}, *HUGE_NUMBERS]
+    if type(field).__module__.startswith("handlers"):  # custom fields: money amounts, ...
+        return [[1], {"$gt": 0}, *HUGE_NUMBERS]
     if isinstance(field, fields.Boolean):
         return ["maybe", [True]]
     if isinstance(field, (fields.DateTime, fields.Date)):
@@ -279,7 +344,8 @@ def test_wrong_field_types_and_unknown_fields(sweep, op):
     for key, field in body_fields(schema).items():
         for value in wrong_values(field):
             reply = sweep.call(op, op.url(MISSING_ID), who="admin", json_body={key: value})
-            expect(reply, {400, 422}, f"{op.id} with {key}={value!r}")
+            expect(reply, {400, 422} | ({404} if op.params else set()),
+                   f"{op.id} with {key}={value!r}")
     reply = sweep.call(op, op.url(MISSING_ID), who="admin", json_body={"zz_unknown": 1})
     if schema.unknown == RAISE:
         expect(reply, {422}, f"{op.id} with an unknown field")
@@ -290,16 +356,39 @@ def test_wrong_field_types_and_unknown_fields(sweep, op):
 
 # --------------------------------------------------------------------------- 4. queries
 
-def wrong_query_values(field: fields.Field) -> list[str]:
-    if isinstance(field, (fields.Integer, fields.Float, fields.Decimal, fields.Number)):
-        return ["abc", "1e999", "-1" * 20]
+INT64_OVERFLOW = ["99999999999999999999", "-99999999999999999999"]
+
+
+def wrong_query_values(field: fields.Field, name: str = "") -> list[str]:
+    """Values a query field must refuse with 422 (an integer beyond 64 bits cannot reach
+    MongoDB: BSON has no such integer)."""
+    if isinstance(field, fields.Integer):
+        return ["abc", "1.5", *INT64_OVERFLOW]
+    if isinstance(field, (fields.Float, fields.Decimal, fields.Number)):
+        return ["abc", "nan", "inf"]
     if isinstance(field, fields.Boolean):
         return ["maybe"]
     if isinstance(field, (fields.DateTime, fields.Date)):
         return ["not-a-date"]
     if isinstance(field, fields.String):
         choices = [v for v in field.validators if isinstance(v, validate.OneOf)]
-        return ["zz-not-a-choice"] if choices else []
+        values = ["zz-not-a-choice"] if choices else []
+        if name.endswith("_range"):  # "low-high" text read as numbers
+            values += ["0-" + "9" * 25, "9" * 25 + "-", "abc-def"]
+        return values
+    return []
+
+
+def nasty_query_values(field: fields.Field, key: str) -> list[str]:
+    """Values of the right type that must not break a query (regex text, NUL, length)."""
+    if isinstance(field, fields.String) and not any(
+            isinstance(v, validate.OneOf) for v in field.validators):
+        values = ["%5B(*%5C", "%00", "x" * 3000, "%24where"]
+        if key.endswith("_id") or key == "id":
+            values += ["not-an-id", MISSING_ID]
+        return values
+    if isinstance(field, fields.List):
+        return ["%5B(*,%00,not-an-id"]
     return []
 
 
@@ -320,13 +409,85 @@ def test_query_strings(sweep, op):
     allowed = {400, 422} | ({404} if op.params else set())
     cases = list(QUERY_CASES)
     for name, field in schema.load_fields.items():
-        cases += [f"{field.data_key or name}={value}" for value in wrong_query_values(field)]
+        key = field.data_key or name
+        cases += [f"{key}={value}" for value in wrong_query_values(field, key)]
     for case in cases:
         known(f"query {case} {op.id}")
         reply = sweep.call(op, f"{base}?{case}", who="admin")
-        if case == "page=99999999999999999999" and "page" not in schema.load_fields:
-            continue
         expect(reply, allowed, f"{op.id}?{case}")
+    for name, field in schema.load_fields.items():
+        key = field.data_key or name
+        for value in nasty_query_values(field, key):
+            known(f"query {key} {op.id}")
+            sweep.call(op, f"{base}?{key}={value}", who="admin")
+
+
+FILE_WORDS = ("file", "image", "thumbnail", "avatar", "attachment", "document", "preview")
+MULTIPART_OPS = [op for op in HTTP_OPS if op.multipart]
+
+
+def multipart_body(parts: dict[str, tuple[str | None, bytes]], boundary: str = "sweepBoundary",
+                   close: bool = True) -> bytes:
+    """A multipart/form-data body: name → (filename or None, content)."""
+    out = b""
+    for name, (filename, content) in parts.items():
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        out += (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+    return out + (f"--{boundary}--\r\n".encode() if close else b"")
+
+
+def multipart_cases(op: Operation) -> dict[str, tuple[str, bytes]]:
+    """Broken or hostile multipart requests for `op`: name → (Content-Type, body)."""
+    declared = getattr(op.handler, op.verb.lower())._multipart
+    junk_file = os.urandom(2048)
+    files = {n: ("junk.glb", junk_file) for n in declared if any(w in n.lower() for w in FILE_WORDS)}
+    texts = {n: (None, b"\x00abc" * 3) for n in declared if n not in files}
+    form = "multipart/form-data; boundary=sweepBoundary"
+    return {
+        "no-boundary": ("multipart/form-data", b"--x\r\n\r\n"),
+        "garbage": (form, b"garbage that is not multipart"),
+        "empty-form": (form, b"--sweepBoundary--\r\n"),
+        "truncated": (form, multipart_body({**texts, **files}, close=False)[:-40]),
+        "junk-file": (form, multipart_body({**texts, **files})),
+        "traversal-name": (form, multipart_body({n: ("../../etc/passwd\x00.glb", c)
+                                                 for n, (_, c) in files.items()})),
+        "wrong-field-types": (form, multipart_body(texts)),
+        "unknown-part": (form, multipart_body({"zz_unknown": (None, b"1"), **files})),
+    }
+
+
+@pytest.mark.parametrize("op", MULTIPART_OPS, ids=ids(MULTIPART_OPS))
+def test_broken_multipart_uploads(sweep, op):
+    """Broken, truncated and hostile multipart bodies (random bytes as the file, a traversal
+    file name, NUL bytes in fields) are refused with a 4xx, never stored, never a 5xx."""
+    model = {name: "652000000000000000000001" for name in op.params}
+    for name, (content_type, raw) in multipart_cases(op).items():
+        known(f"multipart {name} {op.id}")
+        reply = sweep.call(op, op.url(**model), who="admin", body=raw, content_type=content_type)
+        expect(reply, {400, 403, 404, 413, 415, 422}, f"{op.id} with a {name} body")
+
+
+@pytest.mark.parametrize("op", GET_OPS, ids=ids(GET_OPS))
+def test_reads_with_real_ids_and_every_choice(sweep, op):
+    """Every GET with real ids (seeded documents), as a buyer, a creator and the superadmin,
+    and with each choice of each enumerated query field (sorts, statuses, types): never a
+    5xx; a 2xx body is JSON (or the page/file it serves)."""
+    path = op.url(**{name: id_for(name, "real") for name in op.params})
+    for who in ("buyer", "creator", "admin"):
+        known(f"read {who} {op.id}")
+        reply = sweep.call(op, path, who=who)
+        if reply.status < 300 and "json" in reply.headers.get("content-type", ""):
+            assert reply.json is not None or not reply.body, f"{op.id}: body is not JSON"
+    if op.query_schema is None:
+        return
+    for name, field in schema_instance(op.query_schema).load_fields.items():
+        for choice in (c for v in field.validators if isinstance(v, validate.OneOf)
+                       for c in v.choices):
+            known(f"read {name}={choice} {op.id}")
+            sweep.call(op, f"{path}?{field.data_key or name}={choice}", who="admin")
 
 
 # --------------------------------------------------------------------------- 6. access
@@ -337,6 +498,38 @@ def test_buyer_refused_on_staff_verbs(sweep, op):
     known(f"staff {op.id}")
     reply = sweep.call(op, op.url(MISSING_ID), who="buyer")
     expect(reply, {403}, f"{op.id} as a buyer")
+
+
+PAID_MODEL = "652000000000000000000001"
+SEEDED_TICKET = "657000000000000000000001"  # buyer's, with messages
+OTHERS_THINGS = [  # seeded documents of creator (650…03) that a buyer may not change
+    ("PUT", f"/api/models/{PAID_MODEL}", {"title": "Hijacked title"}),
+    ("DELETE", f"/api/models/{PAID_MODEL}", None),
+    ("POST", f"/api/models/{PAID_MODEL}/toggle-publish", None),
+    ("GET", f"/api/models/{PAID_MODEL}/analytics", None),
+    ("GET", f"/api/analytics/models/{PAID_MODEL}", None),
+    ("PUT", "/api/communities/653000000000000000000001", {"description": "Hijacked"}),
+    ("DELETE", "/api/communities/653000000000000000000001", None),
+    ("PUT", "/api/communities/653000000000000000000001/members/650000000000000000000003",
+     {"role": "member"}),
+    ("DELETE", "/api/communities/653000000000000000000001/members/650000000000000000000003",
+     None),
+    ("PUT", "/api/posts/655000000000000000000001", {"content": "Hijacked"}),
+    ("DELETE", "/api/posts/655000000000000000000001", None),
+    ("PUT", "/api/posts/655000000000000000000001/pin", {"is_pinned": True}),
+    ("PATCH", "/api/users/650000000000000000000003", {"bio": "Hijacked"}),
+    ("POST", "/api/users/650000000000000000000003/ban", {"reason": "x"}),
+]
+
+
+@pytest.mark.parametrize("method,path,payload", OTHERS_THINGS,
+                         ids=[f"{m} {p}" for m, p, _ in OTHERS_THINGS])
+def test_buyer_cannot_change_what_creator_owns(sweep, method, path, payload):
+    """A buyer gets 403/404 on a creator's model, community, post and profile."""
+    known(f"owner {method} {path}")
+    op = Operation(pattern=path, path=path, params=(), verb=method, handler=object, auth=None)
+    reply = sweep.call(op, path, who="buyer", json_body=payload)
+    expect(reply, {403, 404}, f"buyer {method} {path}")
 
 
 def test_buyer_cannot_touch_another_buyers_data(sweep):
@@ -376,11 +569,29 @@ def test_buyer_cannot_touch_another_buyers_data(sweep):
         attempts += [("GET", f"/api/messages/{conversation_id}", None),
                      ("POST", f"/api/messages/{conversation_id}/send", {"content": "hi"}),
                      ("PUT", f"/api/messages/{conversation_id}/read", None)]
-    for method, path, payload in attempts:
-        op = Operation(pattern=path, path=path, params=(), verb=method, handler=object,
+    # what buyer owns by other means: a notification (buyer2 follows buyer), a cart line, a
+    # payout method, and the seeded ticket of buyer (fixtures/data/support_tickets.json)
+    assert c.request("POST", f"/api/users/{buyer_id}/follow", token=t["buyer2"]).status in (200, 201)
+    notes = c.request("GET", "/api/notifications", token=t["buyer"]).json["items"]
+    assert notes, "following buyer should notify buyer"
+    note_id = notes[0]["id"]
+    cart = c.request("POST", "/api/cart", token=t["buyer"],
+                     json_body={"model_id": PAID_MODEL})
+    assert cart.status in (200, 201), cart.body
+    method = c.request("POST", "/api/users/me/payout-methods", token=t["buyer"], json_body={
+        "type": "paypal", "email": "buyer-paypal@example.com"})
+    attempts += [
+        ("PUT", f"/api/notifications/{note_id}/read", None),
+        ("DELETE", f"/api/notifications/{note_id}", None),
+        ("DELETE", f"/api/cart/{PAID_MODEL}", None),
+        ("GET", f"/api/support/tickets/{SEEDED_TICKET}", None),
+        ("POST", f"/api/support/tickets/{SEEDED_TICKET}/messages", {"content": "not mine"}),
+    ]
+    for method_name, path, payload in attempts:
+        op = Operation(pattern=path, path=path, params=(), verb=method_name, handler=object,
                        auth=None)
         reply = sweep.call(op, path, who="buyer2", json_body=payload)
-        expect(reply, {403, 404}, f"buyer2 {method} {path}")
+        expect(reply, {403, 404}, f"buyer2 {method_name} {path}")
 
     assert c.request("GET", f"/api/collections/{collection_id}",
                      token=t["buyer"]).json["name"] == "Private sweep"
@@ -388,6 +599,14 @@ def test_buyer_cannot_touch_another_buyers_data(sweep):
                      token=t["buyer"]).status == 200
     listed = c.request("GET", "/api/support/tickets", token=t["buyer2"]).json
     assert ticket_id not in [item["id"] for item in listed["items"]]
+    assert not c.request("GET", "/api/notifications", token=t["buyer"]).json["items"][0].get(
+        "is_read"), "buyer2 marked buyer's notification read"
+    assert note_id in [n["id"] for n in c.request("GET", "/api/notifications",
+                                                  token=t["buyer"]).json["items"]]
+    assert PAID_MODEL in json.dumps(c.request("GET", "/api/cart", token=t["buyer"]).json)
+    if method.status in (200, 201):
+        listed = c.request("GET", "/api/users/me/payout-methods", token=t["buyer2"]).json
+        assert "buyer-paypal" not in json.dumps(listed)
     own = c.request("GET", "/api/users/me", token=t["buyer"]).json
     assert (own.get("user") or own).get("bio") != "hijacked"
     assert buyer2_id != buyer_id
@@ -395,60 +614,123 @@ def test_buyer_cannot_touch_another_buyers_data(sweep):
 
 # --------------------------------------------------------------------------- 5. generated
 
-def plausible(field: fields.Field, key: str, junk: str) -> Any:
-    """A value of the right type for `field` (`junk` for ids)."""
+# Seeded documents (fixtures/data) by the name of the id that refers to them; the user is
+# creator2, who is never signed in here, so what the superadmin does to them ends no session.
+REAL_IDS = {"model": "652000000000000000000001", "category": "651000000000000000000001",
+            "community": "653000000000000000000001", "post": "655000000000000000000001",
+            "ticket": "657000000000000000000001", "user": "650000000000000000000004",
+            "recipient": "650000000000000000000004", "creator": "650000000000000000000004",
+            "assignee": "650000000000000000000002", "winner": "650000000000000000000004",
+            "instructor": "650000000000000000000004"}
+NASTY_TEXT = "$where (.*[ \\x00 {{\"$gt\": \"\"}} ../../etc/passwd <script>"
+
+
+def id_for(key: str, ids_from: str) -> str:
+    """`ids_from` "junk" / "missing" / "real": the value of an id-like field or parameter."""
+    if ids_from == "junk":
+        return "not-an-id"
+    if ids_from == "missing":
+        return MISSING_ID
+    name = key.lower().removesuffix("_ids").removesuffix("_id").removesuffix("_or_username")
+    return REAL_IDS.get(name.rsplit("_", 1)[-1], MISSING_ID)
+
+
+def is_id(key: str) -> bool:
+    lowered = key.lower()
+    return lowered == "id" or lowered.endswith(("_id", "_ids", "_or_username"))
+
+
+def plausible(field: fields.Field, key: str, ids_from: str, extreme: bool) -> Any:
+    """A value of the right type for `field`: ordinary, or at the edge of what its validators
+    allow (`extreme`: longest strings full of operators, largest numbers, 64-bit overflow
+    where no maximum is declared, odd mapping keys)."""
     lowered = key.lower()
     if isinstance(field, fields.List):
-        return [plausible(field.inner, key.removesuffix("s"), junk)]
+        length = next((v for v in field.validators if isinstance(v, validate.Length)), None)
+        count = (length.max if length and length.max else 200) if extreme else 1
+        return [plausible(field.inner, key.removesuffix("s"), ids_from, extreme)] * count
     if isinstance(field, fields.Nested):
-        return generate(field.schema, junk)
+        return generate(field.schema, ids_from, extreme)
     if isinstance(field, fields.Dict):
-        return {}
+        return {"$where": "1", "a.b": {"$gt": ""}} if extreme else {}
     if isinstance(field, fields.Boolean):
         return True
     if isinstance(field, fields.DateTime):
-        return "2030-01-01T00:00:00Z"
+        return "9999-12-31T23:59:59Z" if extreme else "2030-01-01T00:00:00Z"
     if isinstance(field, fields.Date):
-        return "2030-01-01"
+        return "9999-12-31" if extreme else "2030-01-01"
     bounds = [v for v in field.validators if isinstance(v, validate.Range)]
     if isinstance(field, (fields.Integer, fields.Float, fields.Decimal, fields.Number)):
         low = next((b.min for b in bounds if b.min is not None), 1)
-        return int(low) if isinstance(field, fields.Integer) else float(low) + 0.5
+        high = next((b.max for b in bounds if b.max is not None), None)
+        if extreme:
+            value = high if high is not None else 2 ** 64
+        else:
+            value = low
+        return int(value) if isinstance(field, fields.Integer) else float(value)
     choices = [v for v in field.validators if isinstance(v, validate.OneOf)]
     if choices:
-        return list(choices[0].choices)[0]
+        return list(choices[0].choices)[-1 if extreme else 0]
     if isinstance(field, fields.Email) or "email" in lowered:
         return "sweep@example.com"
     if isinstance(field, fields.Url) or lowered.endswith("url"):
         return "https://example.com/sweep.png"
-    if lowered == "id" or lowered.endswith(("_id", "_ids", "id")):
-        return junk
+    if is_id(lowered):
+        return id_for(lowered, ids_from)
     if "password" in lowered:
         return "SweepPass123!"
     length = next((v for v in field.validators if isinstance(v, validate.Length)), None)
-    text = "sweep value"
+    text = NASTY_TEXT * 400 if extreme else "sweep value"
     if length is not None and length.min:
-        text = "x" * length.min
+        text = text.ljust(length.min, "x")
     if length is not None and length.max is not None:
         text = text[:length.max]
-    return text
+    huge = ["9" * 30 + ".99", "9" * 30] if extreme else []
+    return first_valid(field, [text, *huge, *TEXT_CANDIDATES])
 
 
-def generate(schema, junk: str) -> dict:
-    return {key: plausible(field, key, junk) for key, field in body_fields(schema).items()}
+# Strings that pass the usual text validators (patterns, codes, amounts, handles, phones).
+TEXT_CANDIDATES = ["sweep_value", "sweep-value", "Sweep value", "123456", "19.99", "@sweep",
+                   "+14155550123", "110000000", "000123456789", "https://example.com/sweep",
+                   "sweep@example.com", "2030-01-01T00:00:00Z", "Abstract", "Characters"]
+
+
+def first_valid(field: fields.Field, candidates: list[Any]) -> Any:
+    """The first candidate `field` accepts (its own validators decide), else the first."""
+    for candidate in candidates:
+        try:
+            field.deserialize(candidate)
+        except ValidationError:
+            continue
+        except Exception as exc:
+            pytest.fail(f"{type(field).__name__} raised {exc!r} on {candidate!r} instead of "
+                        "a ValidationError: the server answers 500")
+        return candidate
+    return candidates[0]
+
+
+def generate(schema, ids_from: str, extreme: bool = False, required_only: bool = False) -> dict:
+    return {key: plausible(field, key, ids_from, extreme)
+            for key, field in body_fields(schema).items()
+            if field.required or not required_only}
 
 
 GEN_OPS = [op for op in BODY_OPS if op.id not in SESSION_ENDING]
+# (ids from, extreme values, required fields only)
+VARIANTS = [("junk", False, False), ("missing", False, False), ("real", False, False),
+            ("real", False, True), ("real", True, False)]
 
 
 @pytest.mark.parametrize("op", GEN_OPS, ids=ids(GEN_OPS))
 def test_generated_bodies(generated, op):
-    """Schema-shaped bodies with junk ids, as the superadmin and as a buyer: never a 5xx."""
-    for junk in ("not-an-id", MISSING_ID):
-        body = generate(op.body_schema, junk)
+    """Schema-shaped bodies (junk, missing and real ids; ordinary and extreme values), as the
+    superadmin and as a buyer: never a 5xx, every 4xx in the error format."""
+    for ids_from, extreme, required_only in VARIANTS:
+        body = generate(op.body_schema, ids_from, extreme, required_only)
+        path = op.url(**{name: id_for(name, ids_from) for name in op.params})
         for who in ("admin", "buyer"):
             known(f"generated {who} {op.id}")
-            generated.call(op, op.url(junk), who=who, json_body=body)
+            generated.call(op, path, who=who, json_body=body)
 
 
 def test_generated_sessions_survive(generated):

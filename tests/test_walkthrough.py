@@ -21,7 +21,6 @@ from pathlib import Path
 import pyotp
 import pytest
 import trimesh
-
 from conftest import ADMIN_TOTP_SECRET, DEMO_PASSWORD, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
