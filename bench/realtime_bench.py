@@ -48,8 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from http_bench import Process, free_port
-from ws_client import ClientPool, raise_nofile
+from http_bench import Process, free_port  # noqa: E402
+from ws_client import ClientPool, raise_nofile  # noqa: E402
 
 SECRET = "realtime-bench-secret-0123456789abcdef"
 TICKET = "657000000000000000000001"
@@ -84,9 +84,9 @@ def listen_overflows() -> int:
             lines = handle.read().splitlines()
     except OSError:
         return 0
-    for names, values in zip(lines[::2], lines[1::2]):
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
         if names.startswith("TcpExt:"):
-            row = dict(zip(names.split(), values.split()))
+            row = dict(zip(names.split(), values.split(), strict=True))
             return int(row.get("ListenOverflows", 0))
     return 0
 
@@ -149,7 +149,7 @@ def open_sockets(base: str) -> str:
     try:
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
             text = reply.read().decode()
-    except Exception as exc:  # noqa: BLE001 - informative only
+    except Exception as exc:
         return f"/metrics unavailable ({exc})"
     lines = [line for line in text.splitlines() if line.startswith("hwc3d_ws_open_sockets{")]
     return ", ".join(lines) or "no hwc3d_ws_open_sockets gauge"
@@ -307,7 +307,7 @@ def publish_loop(publisher, total: int, rate: float, on_half=None) -> dict:
         began = time.monotonic()
         try:
             ok = publisher.send(seq)
-        except Exception as exc:  # noqa: BLE001 - counted, reported
+        except Exception as exc:
             print(f"  publish {seq} failed: {exc!r}", flush=True)
             ok = False
         with lock:

@@ -43,7 +43,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents import engagement, users
-from documents.common import object_id, paginate, render, search_regex, utcnow
+from documents.common import (
+    counted_delete,
+    counted_insert,
+    object_id,
+    paginate,
+    render,
+    search_regex,
+    utcnow,
+)
 from documents.errors import Conflict, Invalid, NotFound
 
 POSTS = "blog_posts"
@@ -357,24 +365,20 @@ async def like(db, post: dict, user: dict) -> int:
     the new `likes`. One like per (user, post), held by the unique index under races.
     Raises Conflict ALREADY_LIKED (409); NotFound when the post vanished meanwhile."""
     doc = {"user_id": user["_id"], "post_id": post["_id"], "created_at": utcnow()}
-    try:
-        result = await db[LIKES].insert_one(doc)
-    except DuplicateKeyError:
-        raise Conflict("You already like this post", "ALREADY_LIKED") from None
-    after = await _bump(db, post["_id"], "likes", 1)
-    if after is None:
-        await db[LIKES].delete_one({"_id": result.inserted_id})
-        raise NotFound("Blog post not found", "BLOG_POST_NOT_FOUND")
+    after = await counted_insert(
+        db, LIKES, doc, lambda step: _bump(db, post["_id"], "likes", step),
+        duplicate=Conflict("You already like this post", "ALREADY_LIKED"),
+        missing=NotFound("Blog post not found", "BLOG_POST_NOT_FOUND"))
     return int(after["likes"])
 
 
 async def unlike(db, post: dict, user: dict) -> int:
     """`user` takes back a like (seed 004 `DELETE .../like`); returns the new `likes`.
     Raises NotFound NOT_LIKED (404) when there was no like."""
-    removed = await db[LIKES].find_one_and_delete({"user_id": user["_id"], "post_id": post["_id"]})
-    if removed is None:
-        raise NotFound("You have not liked this post", "NOT_LIKED")
-    after = await _bump(db, post["_id"], "likes", -1)
+    after = await counted_delete(
+        db, LIKES, {"user_id": user["_id"], "post_id": post["_id"]},
+        lambda step: _bump(db, post["_id"], "likes", step),
+        missing=NotFound("You have not liked this post", "NOT_LIKED"))
     return int(after["likes"]) if after else 0
 
 

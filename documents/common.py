@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo.errors import DuplicateKeyError
 
 from documents.errors import NotFound
 
@@ -99,6 +100,39 @@ def omit(doc: Mapping[str, Any], keys: Iterable[str]) -> dict:
 def search_regex(text: str) -> dict:
     """A case-insensitive `$regex` condition matching `text` literally (regex-escaped)."""
     return {"$regex": re.escape(text.strip()), "$options": "i"}
+
+
+async def counted_insert(db, records: str, doc: dict, counter: Callable[[int], Awaitable],
+                         *, duplicate: Exception, missing: Exception) -> dict:
+    """Insert a one-per-user record (a like, a follow…) and `$inc` its target's counter.
+
+    `records` has a unique index that makes a second record a DuplicateKeyError → `duplicate`
+    is raised. `counter(step)` applies `$inc` on the target and returns the new target
+    document, or None when the target is gone → the record is taken back and `missing`
+    raised. Returns the target document after the increment (DESIGN §5: counters move with
+    the record, so they cannot drift).
+    """
+    try:
+        result = await db[records].insert_one(doc)
+    except DuplicateKeyError:
+        raise duplicate from None
+    after = await counter(1)
+    if after is None:
+        await db[records].delete_one({"_id": result.inserted_id})
+        raise missing
+    return after
+
+
+async def counted_delete(db, records: str, query: Mapping, counter: Callable[[int], Awaitable],
+                         *, missing: Exception) -> dict | None:
+    """Delete the record matching `query` and `$inc` its target's counter by -1.
+
+    Raises `missing` when there was no record. Returns the target document after the
+    decrement, or None when the target is gone.
+    """
+    if await db[records].find_one_and_delete(query) is None:
+        raise missing
+    return await counter(-1)
 
 
 async def paginate(collection, query: Mapping, *, page: int, limit: int,

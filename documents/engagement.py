@@ -33,7 +33,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents import catalog, users
-from documents.common import iso, object_id, paginate, render, utcnow
+from documents.common import (
+    counted_delete,
+    counted_insert,
+    iso,
+    object_id,
+    paginate,
+    render,
+    utcnow,
+)
 from documents.errors import Conflict, Invalid, NotFound
 
 LIKES = "model_likes"
@@ -80,14 +88,10 @@ async def like(db, model: dict, user: dict) -> int:
     Raises Conflict ALREADY_LIKED (409); NotFound when the model vanished meanwhile.
     """
     doc = {"user_id": user["_id"], "model_id": model["_id"], "created_at": utcnow()}
-    try:
-        result = await db[LIKES].insert_one(doc)
-    except DuplicateKeyError:
-        raise Conflict("You already like this model", "ALREADY_LIKED") from None
-    after = await _bump(db, model["_id"], "likes", 1)
-    if after is None:
-        await db[LIKES].delete_one({"_id": result.inserted_id})
-        raise NotFound("Model not found", "MODEL_NOT_FOUND")
+    after = await counted_insert(
+        db, LIKES, doc, lambda step: _bump(db, model["_id"], "likes", step),
+        duplicate=Conflict("You already like this model", "ALREADY_LIKED"),
+        missing=NotFound("Model not found", "MODEL_NOT_FOUND"))
     return int(after["likes"])
 
 
@@ -96,10 +100,10 @@ async def unlike(db, model: dict, user: dict) -> int:
 
     Raises NotFound NOT_LIKED (404) when there was no like.
     """
-    removed = await db[LIKES].find_one_and_delete({"user_id": user["_id"], "model_id": model["_id"]})
-    if removed is None:
-        raise NotFound("You have not liked this model", "NOT_LIKED")
-    after = await _bump(db, model["_id"], "likes", -1)
+    after = await counted_delete(
+        db, LIKES, {"user_id": user["_id"], "model_id": model["_id"]},
+        lambda step: _bump(db, model["_id"], "likes", step),
+        missing=NotFound("You have not liked this model", "NOT_LIKED"))
     return int(after["likes"]) if after else 0
 
 
