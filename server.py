@@ -60,7 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = HTTPServer(make_app(services), xheaders=True,
                         max_body_size=settings.max_model_bytes + 1024 * 1024,
                         idle_connection_timeout=75)
-    server.listen(args.port, args.host)
+    server.listen(args.port, args.host, backlog=1024)
     print(banner(settings, args.host, args.port), flush=True)
 
     stop = asyncio.Event()

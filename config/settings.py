@@ -302,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
                                **overrides})
     _check_production(settings)
     _check_s3(settings)
+    _check_admin(settings)
     return settings
 
 
@@ -319,3 +320,18 @@ def _check_production(settings: Settings) -> None:
 def _check_s3(settings: Settings) -> None:
     if settings.s3_bucket_name and not (settings.s3_access_key and settings.s3_secret_key):
         raise ConfigError("S3_ACCESS_KEY and S3_SECRET_KEY are required when S3_BUCKET_NAME is set")
+
+
+def _check_admin(settings: Settings) -> None:
+    """ADMIN_EMAIL and ADMIN_PASSWORD come together (the first superadmin, README)."""
+    if bool(settings.admin_email) != bool(settings.admin_password):
+        raise ConfigError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
+    if settings.admin_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+",
+                                                 settings.admin_email):
+        raise ConfigError(f"ADMIN_EMAIL must be an email address, got {settings.admin_email!r}")
+    password = settings.admin_password or ""
+    if password and not (8 <= len(password.encode("utf-8")) <= 72
+                         and any(c.isalpha() for c in password)
+                         and any(c.isdigit() for c in password)):
+        raise ConfigError("ADMIN_PASSWORD must be 8-72 bytes with a letter and a digit "
+                          "(the password rules of registration)")

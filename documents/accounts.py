@@ -16,6 +16,8 @@ decides who may sign in and how:
   step. Staff without a secret sign in with the password alone (`two_factor_enabled: false`).
 - OAuth: an identity is found by its provider id; else linked by *verified* email to the
   existing account; else a new verified buyer account with a free username is created.
+- First superadmin: `ADMIN_EMAIL` / `ADMIN_PASSWORD` create a verified superadmin at start-up
+  when the store is empty (`ensure_first_admin`, README configuration table).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from datetime import timedelta
 
 import pyotp
 
-from config import Settings
+from config import ConfigError, Settings
 from documents import sessions, users
 from documents.errors import Conflict, DomainError, Forbidden, Unauthorized
 
@@ -348,3 +350,33 @@ def _username_base(profile: dict) -> str:
     source = profile.get("username") or profile["email"].split("@", 1)[0]
     base = re.sub(r"[^A-Za-z0-9_.-]", "", source)[:USERNAME_MAX]
     return base if len(base) >= 3 else f"{profile['provider']}_{base}"[:USERNAME_MAX]
+
+
+# --------------------------------------------------------------------------- first superadmin
+
+async def ensure_first_admin(db, settings: Settings) -> dict | None:
+    """Create the first superadmin from `ADMIN_EMAIL` / `ADMIN_PASSWORD` on an empty store.
+
+    Runs at start-up after the fixtures are (or are not) loaded, so with the fixtures the
+    demo admin is the first superadmin and nothing is created. Returns the new user document
+    (verified, active, `staff_role` "superadmin", no TOTP secret yet), or None when the
+    variables are unset or the store already holds an account (also when another instance
+    created it a moment earlier). Raises ConfigError naming the variable when the password
+    breaks the password rules.
+    """
+    if not (settings.admin_email and settings.admin_password):
+        return None
+    problems = password_problems(settings.admin_password)
+    if problems:
+        raise ConfigError(f"ADMIN_PASSWORD: {' '.join(problems)}")
+    if await db[users.COLLECTION].find_one({}, {"_id": 1}):
+        return None
+    password_hash = await users.hash_password(settings.admin_password, settings.bcrypt_rounds)
+    local = re.sub(r"[^A-Za-z0-9_.-]", "", settings.admin_email.split("@", 1)[0])[:USERNAME_MAX]
+    doc = users.new_user(settings.admin_email, local if len(local) >= 3 else "admin",
+                         password_hash, full_name="Administrator", staff_role="superadmin",
+                         is_verified=True)
+    try:
+        return await users.insert(db, doc)
+    except Conflict:
+        return None

@@ -71,6 +71,8 @@ MAX_TAG_LENGTH = 30
 # Fields only the owner and staff see (brief: file_key is private).
 PRIVATE_FIELDS = ("file_key", "file_id", "rejection_reason", "approved_by", "analysis",
                   "rejected_at", "rejected_by")
+# What a viewer who may not manage a model is sent of it: everything but PRIVATE_FIELDS.
+CARD_PROJECTION = {name: 0 for name in PRIVATE_FIELDS}
 # Fields whose change sends an approved model back to review (see `update_model`).
 CONTENT_FIELDS = ("title", "description", "category", "tags", "texture_resolution",
                   "has_animations", "has_rigging")
@@ -350,14 +352,19 @@ async def filter_query(db, filters: dict) -> dict | None:
     return query
 
 
-async def list_public(db, filters: dict, *, page: int, limit: int,
-                      sort: str = "newest") -> tuple[list[dict], dict]:
+async def list_public(db, filters: dict, *, page: int, limit: int, sort: str = "newest",
+                      anonymous: bool = False) -> tuple[list[dict], dict]:
     """One page of approved, published models matching `filters` (see `filter_query`),
-    in `sort` order (a key of SORTS). Returns (documents, pagination meta)."""
+    in `sort` order (a key of SORTS). Returns (documents, pagination meta).
+
+    `anonymous`: the page is for a viewer without an account, who never sees PRIVATE_FIELDS,
+    so they are not fetched (less to copy and to send; `render_models` shows the same).
+    """
     query = await filter_query(db, filters)
     if query is None:
         return [], {"total": 0, "page": page, "limit": limit, "pages": 0}
-    return await paginate(db[COLLECTION], query, page=page, limit=limit, sort=SORTS[sort])
+    return await paginate(db[COLLECTION], query, page=page, limit=limit, sort=SORTS[sort],
+                          projection=CARD_PROJECTION if anonymous else None)
 
 
 async def list_featured(db, limit: int) -> list[dict]:
@@ -630,8 +637,23 @@ def render_model(model: dict, creators: dict | None = None, *, private: bool = F
 async def render_models(db, models: list[dict], viewer: dict | None = None) -> list[dict]:
     """Models in API form with their creators fetched in one query; private fields for the
     models `viewer` may manage."""
-    creators = await users.get_many(db, [m["creator_id"] for m in models])
+    creators = await creator_cards(db, [m["creator_id"] for m in models])
     return [render_model(m, creators, private=can_manage(viewer, m)) for m in models]
+
+
+# The user fields `users.render_brief` shows: the only ones fetched for a model's creator.
+BRIEF_PROJECTION = {"username": 1, "full_name": 1, "avatar_url": 1, "is_verified_creator": 1}
+
+
+async def creator_cards(db, ids) -> dict:
+    """The creators `ids` as ``{ObjectId: user}`` with only the fields of their brief card
+    (`users.render_brief`), in one query."""
+    wanted = list({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    query = {"_id": wanted[0]} if len(wanted) == 1 else {"_id": {"$in": wanted}}
+    cursor = db[users.COLLECTION].find(query, BRIEF_PROJECTION)
+    return {u["_id"]: u async for u in cursor}
 
 
 PUBLIC_VIEW_FIELDS = ("_id", "title", "description", "price_cents", "is_free", "category",

@@ -65,21 +65,46 @@ def from_cents(cents: int | None) -> float:
     return float(Decimal(int(cents or 0)) / 100)
 
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
 def render(value: Any) -> Any:
     """A document (or any nested value) in API form.
 
     `_id` → `id`; ObjectId → hex string; datetime → ISO Z; `x_cents` → `x` as a decimal.
+    Exact dicts, lists and scalars take a fast path (one type lookup); anything else goes
+    through the general isinstance chain, with the same result.
     """
-    if isinstance(value, dict) or isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if key == "_id":
-                out["id"] = render(item)
-            elif key.endswith("_cents") and isinstance(item, int):
-                out[key[: -len("_cents")]] = from_cents(item)
-            else:
-                out[key] = render(item)
-        return out
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return _render_mapping(value)
+    if kind is list:
+        return [item if type(item) in _PLAIN else render(item) for item in value]
+    if kind is ObjectId:
+        return str(value)
+    if kind is datetime:
+        return iso(value)
+    return _render_other(value)
+
+
+def _render_mapping(value: Mapping) -> dict:
+    out = {}
+    for key, item in value.items():
+        if key == "_id":
+            out["id"] = render(item)
+        elif key.endswith("_cents") and isinstance(item, int):
+            out[key[: -len("_cents")]] = from_cents(item)
+        else:
+            out[key] = item if type(item) in _PLAIN else render(item)
+    return out
+
+
+def _render_other(value: Any) -> Any:
+    """`render` for values that are not exactly a dict, list, scalar, ObjectId or datetime."""
+    if isinstance(value, Mapping):
+        return _render_mapping(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
@@ -138,15 +163,22 @@ async def counted_delete(db, records: str, query: Mapping, counter: Callable[[in
 async def paginate(collection, query: Mapping, *, page: int, limit: int,
                    sort: list[tuple[str, int]] | None = None,
                    projection: Mapping | None = None) -> tuple[list[dict], dict]:
-    """One page of `collection.find(query)`.
+    """One page of `collection.find(query, projection)`.
 
     Returns (documents, meta) where meta is ``{"total", "page", "limit", "pages"}``
     (seed 001 §22). `page` starts at 1; callers clamp `limit` to 1..100 via the query schema.
+    The page is read first; `count_documents` runs only when the page does not tell the
+    total (a page with fewer than `limit` documents is the last one: total = skip + its
+    length).
     """
-    total = await collection.count_documents(query)
+    skip = (page - 1) * limit
     cursor = collection.find(query, projection)
     if sort:
         cursor = cursor.sort(sort)
-    docs = await cursor.skip((page - 1) * limit).limit(limit).to_list(length=limit)
+    docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
+    if limit > 0 and (0 < len(docs) < limit or (not docs and page == 1)):
+        total = skip + len(docs)
+    else:
+        total = await collection.count_documents(query)
     pages = math.ceil(total / limit) if limit else 0
     return docs, {"total": total, "page": page, "limit": limit, "pages": pages}

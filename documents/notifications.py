@@ -8,7 +8,8 @@ A notification document (seed 001 §18, seed 004 `Notification`)::
 `notify` is the one way to create a notification: it stores the document, then publishes it
 as event `type` on the user's channel `notifications:<user_id>` (DESIGN §4). Types in use:
 new_follower, model_liked, model_purchased, comment_received, bounty_application,
-model_approved, model_rejected, ticket_reply, announcement. Direct messages are delivered live
+model_approved, model_rejected, ticket_reply, community_approved, announcement. Reading a
+support ticket marks its `ticket_reply` notifications read (`mark_read_where`). Direct messages are delivered live
 on the same channel as `direct_message` events but are NOT stored here (see
 `documents.messages`): a conversation keeps its own unread count.
 """
@@ -111,6 +112,15 @@ async def mark_all_read(db, user_id) -> int:
     """Mark every unread notification of `user_id` read; returns how many changed."""
     result = await db[COLLECTION].update_many({"user_id": user_id, "is_read": False},
                                               {"$set": {"is_read": True}})
+    return result.modified_count
+
+
+async def mark_read_where(db, user_id, type: str, match: dict) -> int:
+    """Mark read the unread notifications of `user_id` of `type` whose fields equal `match`
+    (e.g. ``{"data.ticket_id": "<hex>"}``); returns how many changed."""
+    result = await db[COLLECTION].update_many(
+        {**match, "user_id": user_id, "type": type, "is_read": False},
+        {"$set": {"is_read": True}})
     return result.modified_count
 
 

@@ -5,7 +5,8 @@ A ticket (`support_tickets`)::
     {_id, user_id, subject, category: "Payment"|"Technical"|"Account"|"Refund"|"Other",
      priority: "low"|"medium"|"high", status: "pending"|"active"|"resolved",
      assigned_to: str|None (team name), assignee_id: ObjectId|None (a staff user),
-     message_count, last_message_at, created_at, updated_at, resolved_at}
+     message_count, last_message_at, created_at, updated_at, resolved_at,
+     unread_by_user: int, unread_by_staff: int, user_read_at, staff_read_at}
 
 A message (`support_messages`)::
 
@@ -18,6 +19,14 @@ both win (DESIGN §5). A staff reply moves a pending ticket to active; a reply b
 to a resolved ticket reopens it. Events on ``support:<ticket_id>`` (DESIGN §4):
 `message_received` (the rendered message) and `ticket_status_changed`
 ({ticket_id, status, previous_status}). Staff replies notify the owner (`ticket_reply`).
+
+Read state, per side of the ticket: `unread_by_user` counts the staff messages its owner has
+not read yet, `unread_by_staff` the owner's messages no agent has read yet. Each message
+`$inc`s the other side's count in the same update that counts the message; `mark_read`
+(``PUT .../read`` or a `read` frame on ``/ws/support/{id}``) sets the reader's side back
+to 0 and stamps `user_read_at` / `staff_read_at` (everything received so far is read), and
+the owner's `ticket_reply` notifications of that ticket are marked read with it. A ticket
+is shown with `unread_count`: the count of the side looking at it.
 
 Who may see a ticket: its owner, and staff holding `support.manage`; to anyone else it does
 not exist (404).
@@ -144,8 +153,10 @@ def render_message(message: dict, sender: dict | None = None) -> dict:
 
 
 def render_ticket(ticket: dict, owner: dict | None = None, *, staff_view: bool = False) -> dict:
-    """A ticket in API form with the owner's brief card under `user` (and email for staff)."""
+    """A ticket in API form with the owner's brief card under `user` (and email for staff)
+    and `unread_count`: messages of the other side that the viewer's side has not read."""
     out = render(ticket)
+    out["unread_count"] = ticket.get("unread_by_staff" if staff_view else "unread_by_user", 0)
     out["user"] = users.render_brief(owner)
     if staff_view and owner:
         out["user"]["email"] = owner.get("email")
@@ -194,7 +205,9 @@ async def create_ticket(db, hub, owner: dict, *, subject: str, category: str, me
     ticket = {"user_id": owner["_id"], "subject": subject.strip(), "category": category,
               "priority": priority, "status": "pending", "assigned_to": None,
               "assignee_id": None, "message_count": 0, "last_message_at": now,
-              "created_at": now, "updated_at": now, "resolved_at": None}
+              "created_at": now, "updated_at": now, "resolved_at": None,
+              "unread_by_user": 0, "unread_by_staff": 0, "user_read_at": None,
+              "staff_read_at": None}
     ticket["_id"] = (await db[TICKETS].insert_one(ticket)).inserted_id
     first = await add_message(db, hub, ticket, owner, content, urls, settings=settings)
     ticket = await get_ticket(db, ticket["_id"])
@@ -212,21 +225,21 @@ def _after_message(ticket: dict, sender_type: str) -> str | None:
 
 
 async def _count_message(db, ticket: dict, sender_type: str, now) -> tuple[dict, str | None]:
-    """`$inc` message_count and move the status when the message does; returns (ticket, old
-    status when it moved)."""
+    """`$inc` message_count and the other side's unread count, and move the status when the
+    message does; returns (ticket, old status when it moved)."""
     changes: dict = {"last_message_at": now, "updated_at": now}
+    other_side = "unread_by_staff" if sender_type == "user" else "unread_by_user"
+    counts = {"message_count": 1, other_side: 1}
     target = _after_message(ticket, sender_type)
     if target:
         moved = await db[TICKETS].find_one_and_update(
             {"_id": ticket["_id"], "status": ticket["status"]},
-            {"$inc": {"message_count": 1},
-             "$set": {**changes, "status": target, "resolved_at": None}},
+            {"$inc": counts, "$set": {**changes, "status": target, "resolved_at": None}},
             return_document=True)
         if moved is not None:
             return moved, ticket["status"]
     updated = await db[TICKETS].find_one_and_update(
-        {"_id": ticket["_id"]}, {"$inc": {"message_count": 1}, "$set": changes},
-        return_document=True)
+        {"_id": ticket["_id"]}, {"$inc": counts, "$set": changes}, return_document=True)
     return updated or ticket, None
 
 
@@ -277,6 +290,27 @@ async def _status_event(hub, ticket: dict, previous: str) -> None:
     await notifications.publish(hub, f"support:{ticket['_id']}", "ticket_status_changed",
                                 {"ticket_id": str(ticket["_id"]), "status": ticket["status"],
                                  "previous_status": previous})
+
+
+async def mark_read(db, ticket_id: Any, reader: dict) -> dict:
+    """`reader` (the owner, or support staff) has read ticket `ticket_id` up to now.
+
+    Sets the reader's side's unread count (`unread_by_user` for the owner, `unread_by_staff`
+    for staff) to 0 with a `<side>_read_at` stamp, and marks the owner's unread
+    `ticket_reply` notifications of this ticket read. Returns the updated ticket. Raises
+    NotFound TICKET_NOT_FOUND when `reader` may not access the ticket (or the id is bad).
+    """
+    ticket = await ticket_for(db, ticket_id, reader)
+    side = "user" if reader["_id"] == ticket["user_id"] else "staff"
+    updated = await db[TICKETS].find_one_and_update(
+        {"_id": ticket["_id"]},
+        {"$set": {f"unread_by_{side}": 0, f"{side}_read_at": utcnow()}}, return_document=True)
+    if updated is None:
+        raise NotFound("Ticket not found", "TICKET_NOT_FOUND")
+    if side == "user":
+        await notifications.mark_read_where(db, ticket["user_id"], "ticket_reply",
+                                            {"data.ticket_id": str(ticket["_id"])})
+    return updated
 
 
 async def set_status(db, hub, ticket: dict, status: str) -> dict:

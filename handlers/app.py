@@ -22,7 +22,7 @@ from tornado.httpclient import AsyncHTTPClient
 from config import Settings
 from config.logs import request_id_var
 from documents import db as documents_db
-from documents import outbox, payments, seed
+from documents import accounts, outbox, payments, seed
 from documents.common import render
 from handlers.base import NotFoundHandler
 from handlers.metrics import Metrics
@@ -135,6 +135,7 @@ async def open_services(settings: Settings, *, seed_fixtures: bool | None = None
 
     if seed_fixtures if seed_fixtures is not None else settings.seed_fixtures:
         await seed.load_fixtures(services.db, services.storage)
+    await accounts.ensure_first_admin(services.db, settings)  # after the seed: ADMIN_EMAIL
     return services
 
 

@@ -124,7 +124,7 @@ class ModelListHandler(ApiHandler):
         """Approved, published models with filters and sort (seed 000 §3, seed 001 §17)."""
         page, limit, sort = (self.query.pop(k) for k in ("page", "limit", "sort"))
         docs, meta = await catalog.list_public(self.db, self.query, page=page, limit=limit,
-                                               sort=sort)
+                                               sort=sort, anonymous=self.current_user is None)
         self.write_page(await catalog.render_models(self.db, docs, self.current_user), meta)
 
 

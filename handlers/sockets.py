@@ -29,6 +29,7 @@ then.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,8 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.websocket
+from bson import ObjectId
 from marshmallow import fields, validate
-from tornado.ioloop import IOLoop
 
 from documents import communities, notifications, sessions, support, users
 from documents.errors import DomainError, Forbidden, NotFound, RateLimited, Unauthorized
@@ -120,22 +121,35 @@ def parse_frame(message: str | bytes) -> dict:
 # --------------------------------------------------------------------------- the handler
 
 class ChannelSocket(tornado.websocket.WebSocketHandler):
-    """Shared protocol of the three sockets; subclasses implement `authorize` and verbs."""
+    """Shared protocol of the three sockets; subclasses implement `authorize` and verbs.
+
+    An open socket keeps little (thousands are idle at once): the user's id, the
+    `Connection` (whose `info` holds user_id, username, avatar_url and the staff flag) and
+    one timer handle for the token's expiry. The user document and the token claims are
+    dropped once the socket is open; a `message` frame reloads the user.
+    """
 
     presence = True
+    # Defaults as class attributes: an instance stores only what it changes.
+    user: dict | None = None            # during prepare/open only
+    user_id: ObjectId | None = None
+    channel: str | None = None
+    access = "read"
+    refusal: Refused | None = None
+    conn = None
+    _expiry: Any = None                 # the token's exp (prepare), then its call_at handle
+    _typing: tuple[bool, float] | None = None
 
     def initialize(self, services) -> None:
         self.services = services
-        self.hub = services.hub
-        self.db = services.db
-        self.user: dict | None = None
-        self.channel: str | None = None
-        self.access = "read"
-        self.refusal: Refused | None = None
-        self.conn = None
-        self.expires_at: float | None = None
-        self._expiry = None
-        self._typing: tuple[bool, float] | None = None
+
+    @property
+    def hub(self):
+        return self.services.hub
+
+    @property
+    def db(self):
+        return self.services.db
 
     def check_origin(self, origin: str) -> bool:
         """Allowed: the configured CORS origins and this host (no Origin: allowed by Tornado)."""
@@ -160,7 +174,8 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             try:
                 self.user, claims = await sessions.authenticate(
                     self.db, self.services.settings, token)
-                self.current_user, self.expires_at = self.user, claims["exp"]
+                self.current_user, self.user_id = self.user, self.user["_id"]
+                self._expiry = claims["exp"]
             except (Unauthorized, Forbidden) as exc:
                 raise Refused(UNAUTHORIZED, exc.detail) from None
             self.channel = await self.authorize(**self.path_kwargs)
@@ -190,10 +205,12 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         if self.refusal is not None:
             self.close(self.refusal.code, self.refusal.reason)
             return
-        self.conn = self.hub.connection(self.write_message, self.close, self.presence_info())
-        self._expiry = IOLoop.current().call_later(max(0.0, self.expires_at - time.time()),
-                                                   self.conn.close, UNAUTHORIZED,
-                                                   "Access token expired")
+        conn = self.conn = self.hub.connection(self.write_message, self.close,
+                                               self.presence_info())
+        self.user = self.current_user = None          # the access log has been written
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(loop.time() + max(0.0, self._expiry - time.time()),
+                                    conn.close, UNAUTHORIZED, "Access token expired")
         since, recover = self.since()
         try:
             await self.hub.join(self.conn, self.channel, since=since, recover=recover,
@@ -203,8 +220,8 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         """Leave the channel; the socket closed (either side)."""
-        if self._expiry is not None:
-            IOLoop.current().remove_timeout(self._expiry)
+        if isinstance(self._expiry, asyncio.TimerHandle):
+            self._expiry.cancel()
         if self.conn is not None:
             self.hub.release(self.conn)
 
@@ -246,16 +263,25 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
 
     # ---------------------------------------------------------------- client frames
 
-    async def count_write(self) -> None:
-        """Count a `message` frame against the user's REST budget (seed 001 §21, "default"
-        100/min; staff 1000/min); raises RateLimited past it."""
+    async def sender(self) -> dict:
+        """The socket's user document, reloaded for a `message` frame; raises Unauthorized
+        when the account is gone, Forbidden when it was disabled meanwhile."""
+        user = await users.get(self.db, self.user_id)
+        if user is None:
+            raise Unauthorized("Account no longer exists", "INVALID_TOKEN")
+        sessions.ensure_active(user)
+        return user
+
+    async def count_write(self, user: dict) -> None:
+        """Count a `message` frame of `user` against their REST budget (seed 001 §21,
+        "default" 100/min; staff 1000/min); raises RateLimited past it."""
         settings = self.services.settings
         if not settings.rate_limits_enabled:
             return
-        scope, rule = ("admin", settings.rate_limit_admin) if users.is_staff(self.user) \
+        scope, rule = ("admin", settings.rate_limit_admin) if users.is_staff(user) \
             else ("default", settings.rate_limit_default)
         allowed, retry_after = await self.services.rate_limiter.hit(
-            f"{scope}:user:{self.user['_id']}", rule)
+            f"{scope}:user:{user['_id']}", rule)
         if not allowed:
             raise RateLimited(retry_after)
 
@@ -280,10 +306,10 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         if self._typing and self._typing[0] == state and now - self._typing[1] < TYPING_INTERVAL:
             return
         self._typing = (state, now)
+        info = self.conn.info
         await self.hub.publish(self.channel, "typing_indicator",
-                               {"user_id": str(self.user["_id"]),
-                                "username": self.user.get("username"), "is_typing": state},
-                               history=False)
+                               {"user_id": info["user_id"], "username": info["username"],
+                                "is_typing": state}, history=False)
 
 
 class SupportSocket(ChannelSocket):
@@ -305,9 +331,10 @@ class SupportSocket(ChannelSocket):
     async def frame_message(self, frame: dict) -> None:
         """Persist the message exactly as ``POST /api/support/tickets/{id}/messages`` does;
         it reaches everyone (the sender too) as `message_received`."""
-        await self.count_write()
-        ticket = await support.ticket_for(self.db, self.ticket_id, self.user)
-        message = await support.add_message(self.db, self.hub, ticket, self.user,
+        user = await self.sender()
+        await self.count_write(user)
+        ticket = await support.ticket_for(self.db, self.ticket_id, user)
+        message = await support.add_message(self.db, self.hub, ticket, user,
                                             frame["content"], frame["attachments"],
                                             settings=self.services.settings)
         self.ack(frame, id=message["id"])
@@ -329,12 +356,13 @@ class CommunitySocket(ChannelSocket):
     async def frame_message(self, frame: dict) -> None:
         """Store a chat message (members) and publish it as `message_received`."""
         self.require_write("messages")
-        await self.count_write()
+        user = await self.sender()
+        await self.count_write(user)
         community = await communities.get(self.db, self.community_id)
         if community is None:
             raise NotFound("Community not found", "COMMUNITY_NOT_FOUND")
         message = await communities.add_chat_message(
-            self.db, self.hub, community, self.user, frame["content"], frame["attachments"],
+            self.db, self.hub, community, user, frame["content"], frame["attachments"],
             settings=self.services.settings)
         self.ack(frame, id=message["id"])
 
@@ -346,15 +374,15 @@ class NotificationsSocket(ChannelSocket):
 
     async def authorize(self) -> str:
         self.access = "read"
-        return notifications.channel_of(self.user["_id"])
+        return notifications.channel_of(self.user_id)
 
     async def frame_read(self, frame: dict) -> None:
         """Mark one notification (`id`) or all (`all: true`) read; ack with what changed."""
         if frame.get("all"):
-            changed = await notifications.mark_all_read(self.db, self.user["_id"])
+            changed = await notifications.mark_all_read(self.db, self.user_id)
             self.ack(frame, updated=changed)
         elif frame.get("id"):
-            await notifications.mark_read(self.db, self.user["_id"], frame["id"])
+            await notifications.mark_read(self.db, self.user_id, frame["id"])
             self.ack(frame, id=frame["id"], updated=1)
         else:
             raise FrameError("VALIDATION_ERROR", "Send `id` or `all: true`",

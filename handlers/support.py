@@ -137,6 +137,25 @@ class StaffTicketMessagesHandler(TicketMessagesHandler):
         await super().post(ticket_id)
 
 
+class TicketReadHandler(_TicketHandler):
+    @responds()
+    async def put(self, ticket_id: str) -> None:
+        """The caller (owner or support staff) has read the ticket: 200 with the ticket,
+        `unread_count` 0 for the caller's side; the owner's `ticket_reply` notifications of
+        it are marked read too. 404 for a ticket the caller may not access. The same as a
+        `read` frame on ``/ws/support/{id}``."""
+        ticket = await support.mark_read(self.db, ticket_id, self.require_user())
+        await self.write_ticket(ticket)
+
+
+class StaffTicketReadHandler(TicketReadHandler):
+    @staff(PERMISSION)
+    @responds()
+    async def put(self, ticket_id: str) -> None:
+        """Staff have read the ticket: as ``PUT /api/support/tickets/{id}/read``."""
+        await super().put(ticket_id)
+
+
 class TicketStatusHandler(_TicketHandler):
     @staff(PERMISSION)
     @body(StatusSchema)
@@ -208,11 +227,13 @@ routes = [
     (r"/api/support/tickets", TicketsHandler),
     (rf"/api/support/tickets/{_ID}", TicketHandler),
     (rf"/api/support/tickets/{_ID}/messages", TicketMessagesHandler),
+    (rf"/api/support/tickets/{_ID}/read", TicketReadHandler),
     (rf"/api/support/tickets/{_ID}/status", TicketStatusHandler),
     (rf"/api/support/tickets/{_ID}/assign", TicketAssignHandler),
     (r"/api/admin/support/tickets", StaffTicketsHandler),
     (rf"/api/admin/support/tickets/{_ID}", StaffTicketHandler),
     (rf"/api/admin/support/tickets/{_ID}/messages", StaffTicketMessagesHandler),
+    (rf"/api/admin/support/tickets/{_ID}/read", StaffTicketReadHandler),
     (rf"/api/admin/support/tickets/{_ID}/status", TicketStatusHandler),
     (rf"/api/admin/support/tickets/{_ID}/assign", TicketAssignHandler),
     (rf"/api/admin/support/tickets/{_ID}/email", StaffTicketEmailHandler),

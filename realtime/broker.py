@@ -164,12 +164,24 @@ return offset
 """
 
 MIN_BACKOFF, MAX_BACKOFF = 0.1, 5.0
+MAX_CONNECTIONS, POOL_TIMEOUT = 200, 5.0
+
+
+def pool_exhausted(exc: BaseException) -> bool:
+    """True for redis-py's "no free connection in the pool within its timeout" error (Redis
+    itself is fine, this process is busy), as opposed to Redis being unreachable."""
+    return (type(exc).__name__ == "ConnectionError"
+            and isinstance(exc.__cause__, asyncio.TimeoutError)
+            and "No connection available" in str(exc))
 
 
 class RedisBroker:
     """Broker on Redis: pub/sub between instances, streams for history (see module doc).
 
-    `url` is REDIS_URL. Keys: ``<prefix>off:<channel>`` (counter), ``<prefix>hist:<channel>``
+    `url` is REDIS_URL (its query string may set pool options, e.g. ``max_connections``).
+    Commands share a blocking pool of `max_connections` connections: when all are busy a
+    command waits up to `pool_timeout` s for one (see `pool_exhausted`).
+    Keys: ``<prefix>off:<channel>`` (counter), ``<prefix>hist:<channel>``
     (stream); the pub/sub channel is ``<prefix>ch:<channel>``. Commands go through a client
     with one immediate retry (a connection broken by a Redis restart is replaced) and short
     timeouts, so that a Redis outage fails a publish at once (the hub then delivers locally)
@@ -178,14 +190,20 @@ class RedisBroker:
     """
 
     def __init__(self, url: str, history_size: int, history_ttl: int, *,
-                 prefix: str = "hwc3d:rt:", ping_interval: float = 5.0):
+                 prefix: str = "hwc3d:rt:", ping_interval: float = 5.0,
+                 max_connections: int = MAX_CONNECTIONS, pool_timeout: float = POOL_TIMEOUT):
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         self._size, self._ttl, self._prefix = history_size, int(history_ttl), prefix
-        self.commands = aioredis.from_url(url, retry=Retry(NoBackoff(), 1), decode_responses=False,
-                                          socket_connect_timeout=2, socket_timeout=5)
+        # A blocking pool: a burst of joins (each needs a few commands) waits up to
+        # `pool_timeout` s for a free connection instead of failing with "Too many
+        # connections" (the default pool's behaviour once `max_connections` are in use).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout,
+            retry=Retry(NoBackoff(), 1), socket_connect_timeout=2, socket_timeout=5)
+        self.commands = aioredis.Redis.from_pool(pool)
         self._pubsub_pool = aioredis.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=None,
             protocol=2).connection_pool

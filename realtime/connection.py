@@ -1,24 +1,26 @@
-"""One socket's side of the hub: a bounded outbound queue, recovery buffering, dedupe by offset.
+"""One socket's side of the hub: bounded unflushed frames, recovery buffering, dedupe by offset.
 
 A `Connection` knows nothing of Tornado: it gets `send(text) -> awaitable` (the socket's
-`write_message`, whose Future is the flow control) and `close(code, reason)`. A writer task
-sends queued frames one at a time, awaiting each write, so a client that does not read stops
-the writer and frames pile up in the queue instead of in Tornado's unbounded stream buffer;
-when the queue holds `limit` frames, the socket is closed with 4008 "slow consumer" (the
-client reconnects and recovers with `since`). Other sockets are never held up: fan-out only
-appends to queues.
+`write_message`, whose Future resolves once the frame is flushed to the kernel) and
+`close(code, reason)`. Frames are written at once, in order, with no task or queue of our
+own; the Future of each live frame is only counted while it is unflushed. A client that does
+not read stops the flushing, so the unflushed count grows; when it would exceed `limit`
+frames the socket is closed with 4008 "slow consumer" (the client reconnects and recovers
+with `since`), so Tornado's stream buffer never holds more than `limit` live frames. Other
+sockets are never held up: fan-out only writes to buffers.
 
 While the hub sets the connection up (subscribe, presence, history) live frames are held
-in a buffer; `go_live` then sends the history and the buffer, dropping any event whose
-offset is not above the last one sent, so the client sees no gap and no duplicate.
+in a buffer (a list created when the first one arrives); `go_live` then sends the history
+and the buffer, dropping any event whose offset is not above the last one sent, so the
+client sees no gap and no duplicate. History and held frames are written without counting
+against the limit (the bound applies to live traffic).
 """
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -39,27 +41,35 @@ def control_frame(type: str, channel: str | None, data: Any) -> str:
                        "ts": now_iso()}, separators=(",", ":"), default=str)
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    """Done callback of a forced write: consume its outcome (a closed stream is expected)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Connection:
     """The hub's handle on one socket (see module doc).
 
-    `info` is the presence info of the socket's user (``user_id``, ``username``...).
-    `on_slow` is called once when the queue overflows (metrics).
+    `info` is the presence info of the socket's user (``user_id``, ``username``,
+    ``is_staff``...). `on_slow` is called once when the socket overflows (metrics).
     """
+
+    __slots__ = ("id", "info", "channel", "present", "left", "closed", "_send", "_close",
+                 "_limit", "_on_slow", "_held", "_live", "_last_offset", "_unflushed")
 
     def __init__(self, send: Callable[[str], Awaitable], close: Callable[[int, str], None], *,
                  limit: int, info: dict, on_slow: Callable[[Connection], None] | None = None):
-        self.id = uuid.uuid4().hex[:16]
+        self.id = os.urandom(8).hex()
         self.info = info
         self.channel: str | None = None
-        self.presence_key: str | None = None
+        self.present = False            # counted in the channel's presence
         self.left = False
         self.closed = False
         self._send, self._close, self._limit, self._on_slow = send, close, limit, on_slow
-        self._queue: collections.deque = collections.deque()
-        self._wake = asyncio.Event()
-        self._buffer: list | None = []
+        self._held: list | None = None  # live frames that arrive before go_live
+        self._live = False
         self._last_offset: int | None = None
-        self._writer = asyncio.create_task(self._write_loop())
+        self._unflushed = 0
 
     # ---------------------------------------------------------------- inbound from the hub
 
@@ -67,9 +77,11 @@ class Connection:
         """A channel event for this socket (called by the hub's fan-out; never blocks)."""
         if self.closed:
             return
-        if self._buffer is not None:
-            self._buffer.append((offset, frame))
-            if len(self._buffer) > self._limit:
+        if not self._live:
+            if self._held is None:
+                self._held = []
+            self._held.append((offset, frame))
+            if len(self._held) > self._limit:
                 self.overflow()
             return
         self._send_event(offset, frame)
@@ -82,15 +94,50 @@ class Connection:
         self.push(frame, force=force)
 
     def push(self, item: str | list, force: bool = False) -> bool:
-        """Queue one frame (or a list of frames written in a row); False once closed."""
+        """Write one frame (or a list of frames, in a row); False once closed.
+
+        A frame that is not `force`d counts as unflushed until Tornado has flushed it; past
+        `limit` unflushed frames the socket is closed as a slow consumer.
+        """
         if self.closed:
             return False
-        if len(self._queue) >= self._limit and not force:
+        if not force and self._unflushed >= self._limit:
             self.overflow()
             return False
-        self._queue.append(item)
-        self._wake.set()
+        for text in item if isinstance(item, list) else (item,):
+            if not self._write(text, force):
+                return False
         return True
+
+    def _write(self, text: str, force: bool) -> bool:
+        try:
+            future = self._send(text)
+        except Exception as exc:        # WebSocketClosedError: the stream is gone
+            log.debug("socket write stopped: %r", exc)
+            self.stop()
+            return False
+        if asyncio.iscoroutine(future):
+            future = asyncio.ensure_future(future)
+        if future is None or future.done():
+            if future is not None:
+                self._flushed(future, counted=False)
+            return not self.closed
+        if force:
+            future.add_done_callback(_retrieve)
+        else:
+            self._unflushed += 1
+            future.add_done_callback(self._flushed)
+        return True
+
+    def _flushed(self, future: asyncio.Future, counted: bool = True) -> None:
+        if counted:
+            self._unflushed -= 1
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None and not self.closed:
+            log.debug("socket write stopped: %r", exc)
+            self.stop()
 
     def go_live(self, history: list[tuple[int, str]], position: int | None) -> None:
         """Send `history` (offset order), mark `position` as seen, then flush held live frames."""
@@ -99,33 +146,18 @@ class Connection:
             self.push(frames, force=True)
         if position is not None:
             self._last_offset = position
-        buffered, self._buffer = self._buffer or [], None
-        for offset, frame in buffered:
+        held, self._held, self._live = self._held or (), None, True
+        for offset, frame in held:
             self._send_event(offset, frame, force=True)
 
-    # ---------------------------------------------------------------- outbound to the socket
-
-    async def _write_loop(self) -> None:
-        try:
-            while not self.closed:
-                if not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                item = self._queue.popleft()
-                for text in item if isinstance(item, list) else (item,):
-                    await self._send(text)
-        except Exception as exc:
-            log.debug("socket write stopped: %r", exc)
-            self.closed = True
-            self._queue.clear()
+    # ---------------------------------------------------------------- closing
 
     def overflow(self) -> None:
-        """Close as a slow consumer: 4008 "slow consumer", queue dropped."""
+        """Close as a slow consumer: 4008 "slow consumer"."""
         if self.closed:
             return
-        log.info("closing slow consumer %s on %s (%d frames queued)", self.id, self.channel,
-                 len(self._queue))
+        log.info("closing slow consumer %s on %s (%d frames unflushed)", self.id, self.channel,
+                 self._unflushed)
         if self._on_slow is not None:
             self._on_slow(self)
         self.close(SLOW_CONSUMER, "slow consumer")
@@ -141,9 +173,7 @@ class Connection:
             log.debug("close failed", exc_info=True)
 
     def stop(self) -> None:
-        """Stop writing and drop what is queued (the writer ends at its next turn; a write
-        in flight is not cancelled, it fails when Tornado drops the stream)."""
+        """Stop writing and drop held frames (writes in flight are not cancelled: they fail
+        when Tornado drops the stream)."""
         self.closed = True
-        self._queue.clear()
-        self._buffer = None
-        self._wake.set()
+        self._held = None

@@ -31,9 +31,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from realtime.broker import MemoryBroker, RedisBroker, finish_frame
+from realtime.broker import MemoryBroker, RedisBroker, finish_frame, pool_exhausted
 from realtime.connection import Connection, control_frame, now_iso
-from realtime.presence import MemoryPresence, RedisPresence
+from realtime.presence import SNAPSHOT_LIMIT, MemoryPresence, RedisPresence
 
 log = logging.getLogger("hwc3d.realtime")
 
@@ -49,14 +49,19 @@ def hub_label(channel: str) -> str:
     return channel.split(":", 1)[0]
 
 
-def _lost_reason(complete: bool, since: int | None, top: int | None) -> str | None:
-    """Why a recovery failed: invalid_since, history_unavailable (Redis down) or
-    history_expired (the events after `since` are no longer all kept)."""
+HISTORY_ATTEMPTS = 3
+
+
+def _lost_reason(complete: bool, since: int | None, top: int | None,
+                 failure: str | None) -> str | None:
+    """Why a recovery failed: invalid_since, history_unavailable (Redis down), history_busy
+    (no Redis connection free in time, Redis itself fine) or history_expired (the events
+    after `since` are no longer all kept)."""
     if complete:
         return None
     if since is None:
         return "invalid_since"
-    return "history_unavailable" if top is None else "history_expired"
+    return failure or ("history_unavailable" if top is None else "history_expired")
 
 
 class Hub:
@@ -132,7 +137,10 @@ class Hub:
         for channel in channels:
             if channel not in self._channels:
                 continue
-            await self._readd_presence(channel)
+            try:
+                await self._restore_presence(channel)
+            except Exception as exc:
+                log.warning("presence of %s not restored: %s", channel, exc)
             last = self._last.get(channel)
             if last is None or channel in self._repairing:
                 continue
@@ -145,14 +153,6 @@ class Hub:
             held = self._repairing.pop(channel, [])
             for offset, frame in frames + held:
                 self._fanout(channel, offset, frame)
-
-    async def _readd_presence(self, channel: str) -> None:
-        for conn in list(self._channels.get(channel, ())):
-            if conn.presence_key:
-                try:
-                    await self.presence.add(channel, conn.presence_key, conn.info)
-                except Exception:
-                    return
 
     # ---------------------------------------------------------------- sockets
 
@@ -189,7 +189,8 @@ class Hub:
             await self._add_presence(conn, channel)
         if conn.left:
             return
-        frames, complete, top = await self._position(channel, since if recover else None, recover)
+        frames, complete, top, failure = await self._position(
+            channel, since if recover else None, recover)
         conn.push(control_frame("connected", channel, {"channel": channel, "offset": top,
                                                        "user_id": conn.info.get("user_id")}))
         if presence:
@@ -198,7 +199,7 @@ class Hub:
             conn.push(control_frame("recovered", channel, {
                 "recovered": complete, "since": since, "offset": top,
                 "missed": len(frames) if complete else None,
-                "reason": _lost_reason(complete, since, top)}))
+                "reason": _lost_reason(complete, since, top, failure)}))
         conn.go_live(frames if complete else [], top)
 
     async def _subscribe(self, channel: str) -> None:
@@ -214,47 +215,71 @@ class Hub:
         await asyncio.shield(ready)
 
     async def _position(self, channel: str, since: int | None,
-                        recover: bool) -> tuple[list, bool, int | None]:
-        """(missed frames, complete, latest offset); (.., False, None) when history is down."""
-        try:
-            if since is None:
-                return [], not recover, await self.broker.position(channel)
-            return await self.broker.history(channel, since)
-        except Exception as exc:
-            log.warning("history of %s unavailable: %s", channel, exc)
-            return [], False, None
+                        recover: bool) -> tuple[list, bool, int | None, str | None]:
+        """(missed frames, complete, latest offset, failure); on failure (.., False, None,
+        "history_unavailable" | "history_busy"). A busy connection pool is retried."""
+        for attempt in range(HISTORY_ATTEMPTS):
+            try:
+                if since is None:
+                    return [], not recover, await self.broker.position(channel), None
+                return (*await self.broker.history(channel, since), None)
+            except Exception as exc:
+                if pool_exhausted(exc) and attempt + 1 < HISTORY_ATTEMPTS:
+                    continue
+                log.warning("history of %s unavailable: %s", channel, exc)
+                return [], False, None, ("history_busy" if pool_exhausted(exc)
+                                         else "history_unavailable")
+        raise AssertionError("unreachable")
 
     async def _add_presence(self, conn: Connection, channel: str) -> None:
-        key = f"{self.instance_id}:{conn.id}"
         try:
-            first = await self.presence.add(channel, key, conn.info)
+            first = await self.presence.add(channel, conn.info)
         except Exception as exc:
             log.warning("presence of %s unavailable: %s", channel, exc)
             return
-        conn.presence_key = key
+        conn.present = True
         if conn.left:
             await self._remove_presence(conn, channel)
         elif first:
             await self.publish(channel, "presence_joined", conn.info, history=False)
 
     async def _remove_presence(self, conn: Connection, channel: str) -> None:
-        key, conn.presence_key = conn.presence_key, None
+        conn.present = False
         try:
-            info = await self.presence.remove(channel, key)
+            info = await self.presence.remove(channel, conn.info)
         except Exception as exc:
             log.warning("presence removal on %s failed: %s", channel, exc)
             return
         if info is not None:
             await self.publish(channel, "presence_left", info, history=False)
 
+    def _local_presence(self, channel: str) -> dict[str, tuple[int, dict]]:
+        """{user_id: (sockets, info)} of this instance's sockets counted in `channel`."""
+        local: dict[str, tuple[int, dict]] = {}
+        for conn in self._channels.get(channel, ()):
+            if conn.present:
+                count, _info = local.get(conn.info["user_id"], (0, conn.info))
+                local[conn.info["user_id"]] = (count + 1, conn.info)
+        return local
+
+    def _presence_channels(self) -> list[str]:
+        return [c for c, members in self._channels.items() if any(m.present for m in members)]
+
+    async def _restore_presence(self, channel: str) -> None:
+        """Put this instance's counts of `channel` back (Redis lost them, or this instance
+        was swept as dead); announce users whose removal was missed meanwhile."""
+        for info in await self.presence.restore(channel, self._local_presence(channel)):
+            await self.publish(channel, "presence_left", info, history=False)
+
     async def presence_snapshot(self, channel: str) -> dict:
-        """``{"users": [info...], "count", "staff_online"}`` for `channel` (all instances)."""
+        """``{"users": [info...] (at most presence.SNAPSHOT_LIMIT), "count", "staff_online"}``
+        for `channel` (all instances; this instance's sockets when presence is down)."""
         try:
-            users = await self.presence.members(channel)
+            return await self.presence.snapshot(channel)
         except Exception:
             users = list({c.info["user_id"]: c.info
                           for c in self._channels.get(channel, ())}.values())
-        return {"users": users, "count": len(users),
+        return {"users": users[:SNAPSHOT_LIMIT], "count": len(users),
                 "staff_online": any(u.get("is_staff") for u in users)}
 
     def release(self, conn: Connection) -> None:
@@ -283,7 +308,7 @@ class Hub:
                 await self.broker.unsubscribe(channel)
             except Exception:
                 log.debug("unsubscribe %s failed", channel, exc_info=True)
-        if conn.presence_key:
+        if conn.present:
             await self._remove_presence(conn, channel)
         if not self._channels:
             self._idle.set()
@@ -299,8 +324,11 @@ class Hub:
     async def _beat(self) -> None:
         while True:
             try:
-                await self.presence.heartbeat(list(self._channels))
-                for channel, info in await self.presence.sweep(list(self._channels)):
+                channels = self._presence_channels()
+                if await self.presence.heartbeat(channels):
+                    for channel in channels:
+                        await self._restore_presence(channel)
+                for channel, info in await self.presence.sweep(channels):
                     await self.publish(channel, "presence_left", info, history=False)
             except asyncio.CancelledError:
                 raise
@@ -343,7 +371,8 @@ async def open_hub(settings, redis, metrics, render: Callable[[Any], Any] | None
     (the hub opens its own connections to it: commands without retries, one pub/sub
     connection; `redis`, the shared client, is not used), in-process ones otherwise."""
     if settings.redis_url:
-        broker = RedisBroker(settings.redis_url, settings.history_size, settings.history_ttl_seconds)
+        broker = RedisBroker(settings.redis_url, settings.history_size,
+                             settings.history_ttl_seconds)
         hub_presence = RedisPresence(broker.commands, uuid.uuid4().hex[:12])
         hub = Hub(settings, broker, hub_presence, metrics, instance_id=hub_presence.instance_id,
                   render=render)

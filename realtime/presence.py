@@ -1,65 +1,163 @@
 """Presence: who is online in a channel (DESIGN §4), across every instance.
 
-An entry is one open socket: ``key`` = ``"<instance_id>:<connection_id>"`` and ``info`` =
-``{"user_id", "username", "avatar_url", "is_staff"}``. A user with several sockets (tabs)
-counts once: `add` answers whether the user was not there before (→ `presence_joined`),
-`remove` whether the user has no socket left (→ `presence_left`).
+Presence counts sockets per user: a user with several sockets (tabs, instances) counts
+once. `add(channel, info)` answers whether this is the user's first socket in the channel
+(→ `presence_joined`), `remove(channel, info)` returns the user's info when the last one
+went (→ `presence_left`). ``info`` = ``{"user_id", "username", "avatar_url", "is_staff"}``.
+Join and leave cost O(1) whatever the size of the channel; a snapshot (`snapshot`) lists at
+most `limit` users, with the exact `count` and `staff_online`.
 
-- `MemoryPresence`: a dict per channel (embedded default, one instance).
-- `RedisPresence`: a hash ``<prefix>presence:<channel>`` per channel (field = key, value =
-  JSON info) plus a heartbeat key ``<prefix>instance:<instance_id>`` that each live instance
-  refreshes every `heartbeat` seconds with a TTL of three heartbeats. Entries of an instance
-  whose heartbeat key has expired (it died without cleaning up) are ignored by `members`
-  and removed by `sweep`, which reports the users that left so the hub can announce it.
+- `MemoryPresence`: dicts per channel (embedded default, one instance).
+- `RedisPresence`: per channel, with ``<p>`` = ``<prefix>presence:<channel>``:
+  ``<p>:users`` hash user_id → sockets on every instance; ``<p>:info`` hash user_id → JSON
+  info; ``<p>:staff`` set of the staff user ids present; ``<p>:inst`` set of the instances
+  with sockets in the channel; ``<p>:i:<instance_id>`` hash user_id → this instance's
+  sockets. Each change is one Lua script (atomic). A heartbeat key
+  ``<prefix>instance:<instance_id>`` that each live instance refreshes every `heartbeat`
+  seconds with a TTL of three heartbeats tells live instances from dead ones: `sweep`
+  takes a dead instance's counts out of the channel (once, atomically) and reports the
+  users that left so the hub can announce it. Channel keys expire `ttl` seconds after the
+  last heartbeat that renewed them.
 """
 from __future__ import annotations
 
 import json
 
+SNAPSHOT_LIMIT = 100
 
-def _users(entries: dict) -> list[dict]:
-    """One info per user (first socket wins), in a stable order."""
-    out: dict[str, dict] = {}
-    for _key, info in sorted(entries.items()):
-        out.setdefault(info["user_id"], info)
-    return list(out.values())
+
+def _snapshot(users: list[dict], count: int, staff_online: bool) -> dict:
+    return {"users": users, "count": count, "staff_online": staff_online}
 
 
 class MemoryPresence:
-    """In-process presence table."""
+    """In-process presence table (one instance)."""
 
     def __init__(self) -> None:
-        self._channels: dict[str, dict[str, dict]] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+        self._infos: dict[str, dict[str, dict]] = {}
 
-    async def add(self, channel: str, key: str, info: dict) -> bool:
-        """Record socket `key` in `channel`; True when its user was not present before."""
-        entries = self._channels.setdefault(channel, {})
-        first = all(i["user_id"] != info["user_id"] for i in entries.values())
-        entries[key] = info
-        return first
+    async def add(self, channel: str, info: dict) -> bool:
+        """Count one more socket of ``info["user_id"]``; True when it is the user's first."""
+        counts = self._counts.setdefault(channel, {})
+        user = info["user_id"]
+        counts[user] = counts.get(user, 0) + 1
+        if counts[user] == 1:
+            self._infos.setdefault(channel, {})[user] = info
+            return True
+        return False
 
-    async def remove(self, channel: str, key: str) -> dict | None:
-        """Forget socket `key`; its info when that user has no socket left, else None."""
-        entries = self._channels.get(channel, {})
-        info = entries.pop(key, None)
-        if not entries:
-            self._channels.pop(channel, None)
-        if info is None or any(i["user_id"] == info["user_id"] for i in entries.values()):
+    async def remove(self, channel: str, info: dict) -> dict | None:
+        """Count one socket fewer; the user's info when it was the last, else None."""
+        counts, user = self._counts.get(channel, {}), info["user_id"]
+        if user not in counts:
             return None
-        return info
+        counts[user] -= 1
+        if counts[user] > 0:
+            return None
+        del counts[user]
+        gone = self._infos[channel].pop(user, info)
+        if not counts:
+            self._counts.pop(channel, None)
+            self._infos.pop(channel, None)
+        return gone
 
-    async def members(self, channel: str) -> list[dict]:
-        """The users present in `channel` (one info each)."""
-        return _users(self._channels.get(channel, {}))
+    async def restore(self, channel: str, local: dict[str, tuple[int, dict]]) -> list[dict]:
+        return []
 
-    async def heartbeat(self, channels=()) -> None:
-        return None
+    async def snapshot(self, channel: str, limit: int = SNAPSHOT_LIMIT) -> dict:
+        """``{"users": [info...] (at most `limit`), "count", "staff_online"}``."""
+        infos = self._infos.get(channel, {})
+        users = [infos[u] for u in sorted(infos)[:limit]]
+        return _snapshot(users, len(infos), any(i.get("is_staff") for i in infos.values()))
+
+    async def heartbeat(self, channels=()) -> bool:
+        return False
 
     async def sweep(self, channels) -> list[tuple[str, dict]]:
         return []
 
     async def close(self) -> None:
-        self._channels.clear()
+        self._counts.clear()
+        self._infos.clear()
+
+
+# KEYS: users, info, staff, inst, mine   ARGV: user, info json, is staff, instance, ttl
+ADD_SCRIPT = """
+redis.call('HINCRBY', KEYS[5], ARGV[1], 1)
+local total = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if total == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  if ARGV[3] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
+end
+redis.call('SADD', KEYS[4], ARGV[4])
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return total
+"""
+
+# Takes `n` sockets of `user` out of the channel totals; the info when none is left.
+_TAKE = """
+local function take(user, n)
+  local total = redis.call('HINCRBY', KEYS[1], user, -n)
+  if total > 0 then return false end
+  redis.call('HDEL', KEYS[1], user)
+  redis.call('SREM', KEYS[3], user)
+  local info = redis.call('HGET', KEYS[2], user)
+  redis.call('HDEL', KEYS[2], user)
+  return info
+end
+"""
+
+# KEYS: users, info, staff, inst, mine   ARGV: user, instance
+REMOVE_SCRIPT = _TAKE + """
+local mine = redis.call('HINCRBY', KEYS[5], ARGV[1], -1)
+if mine <= 0 then redis.call('HDEL', KEYS[5], ARGV[1]) end
+if redis.call('HLEN', KEYS[5]) == 0 then redis.call('SREM', KEYS[4], ARGV[2]) end
+if mine < 0 then return false end
+return take(ARGV[1], 1)
+"""
+
+# KEYS: users, info, staff, inst, theirs   ARGV: dead instance
+SWEEP_SCRIPT = _TAKE + """
+local entries = redis.call('HGETALL', KEYS[5])
+local gone = {}
+for i = 1, #entries, 2 do
+  local info = take(entries[i], tonumber(entries[i + 1]))
+  if info then gone[#gone + 1] = info end
+end
+redis.call('DEL', KEYS[5])
+redis.call('SREM', KEYS[4], ARGV[1])
+return gone
+"""
+
+# KEYS: users, info, staff, inst, mine   ARGV: instance, ttl, then user, count, info json,
+# is staff for each local user. Sets this instance's counts to exactly the given ones
+# (idempotent); returns the infos of users that are gone (they were counted here only).
+RESTORE_SCRIPT = _TAKE + """
+local wanted = {}
+for i = 3, #ARGV, 4 do wanted[ARGV[i]] = true end
+local entries = redis.call('HGETALL', KEYS[5])
+local gone = {}
+for i = 1, #entries, 2 do
+  if not wanted[entries[i]] then
+    local info = take(entries[i], tonumber(entries[i + 1]))
+    redis.call('HDEL', KEYS[5], entries[i])
+    if info then gone[#gone + 1] = info end
+  end
+end
+for i = 3, #ARGV, 4 do
+  local user, n = ARGV[i], tonumber(ARGV[i + 1])
+  local delta = n - tonumber(redis.call('HGET', KEYS[5], user) or '0')
+  redis.call('HSET', KEYS[5], user, n)
+  if redis.call('HINCRBY', KEYS[1], user, delta) == n then
+    redis.call('HSET', KEYS[2], user, ARGV[i + 2])
+    if ARGV[i + 3] == '1' then redis.call('SADD', KEYS[3], user) end
+  end
+end
+if #ARGV > 2 then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+return gone
+"""
 
 
 class RedisPresence:
@@ -70,74 +168,94 @@ class RedisPresence:
         self._redis, self.instance_id, self._prefix = redis, instance_id, prefix
         self._instance_ttl = max(1, round(3 * heartbeat))
         self._ttl = ttl
+        self._add = redis.register_script(ADD_SCRIPT)
+        self._remove = redis.register_script(REMOVE_SCRIPT)
+        self._sweep = redis.register_script(SWEEP_SCRIPT)
+        self._restore = redis.register_script(RESTORE_SCRIPT)
 
-    def _hash(self, channel: str) -> str:
-        return f"{self._prefix}presence:{channel}"
+    def _keys(self, channel: str, instance_id: str | None = None) -> list[str]:
+        """users, info, staff, inst and the per-instance hash of `instance_id` (this one)."""
+        base = f"{self._prefix}presence:{channel}"
+        return [f"{base}:users", f"{base}:info", f"{base}:staff", f"{base}:inst",
+                f"{base}:i:{instance_id or self.instance_id}"]
 
     def _instance(self, instance_id: str) -> str:
         return f"{self._prefix}instance:{instance_id}"
 
-    async def heartbeat(self, channels=()) -> None:
-        """Mark this instance alive for three heartbeats; keep `channels`' tables from
-        expiring (their TTL, `ttl` seconds, is renewed)."""
+    async def heartbeat(self, channels=()) -> bool:
+        """Mark this instance alive for three heartbeats; keep `channels`' keys from expiring
+        (their TTL, `ttl` seconds, is renewed). True when the mark had lapsed (first beat,
+        Redis lost its data, or this instance looked dead and may have been swept)."""
         async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self._instance(self.instance_id))
             pipe.set(self._instance(self.instance_id), b"1", ex=self._instance_ttl)
             for channel in channels:
-                pipe.expire(self._hash(channel), self._ttl)
-            await pipe.execute()
+                for key in self._keys(channel):
+                    pipe.expire(key, self._ttl)
+            replies = await pipe.execute()
+        return not replies[0]
 
-    async def add(self, channel: str, key: str, info: dict) -> bool:
-        """Record socket `key` in `channel`; True when its user was not present before."""
-        before = await self._live(channel)
+    async def add(self, channel: str, info: dict) -> bool:
+        """Count one more socket of ``info["user_id"]`` here; True when it is the user's
+        first socket in `channel` on any instance. O(1)."""
+        total = await self._add(keys=self._keys(channel), args=[
+            info["user_id"], json.dumps(info), "1" if info.get("is_staff") else "0",
+            self.instance_id, self._ttl])
+        return int(total) == 1
+
+    async def remove(self, channel: str, info: dict) -> dict | None:
+        """Count one socket fewer; the user's info when it was the last anywhere. O(1)."""
+        gone = await self._remove(keys=self._keys(channel),
+                                  args=[info["user_id"], self.instance_id])
+        return json.loads(gone) if gone else None
+
+    async def restore(self, channel: str, local: dict[str, tuple[int, dict]]) -> list[dict]:
+        """Set this instance's counts in `channel` to `local` ({user_id: (sockets, info)})
+        after Redis lost data or swept this instance; idempotent. Returns the infos of users
+        counted only here who have no socket left (missed removals)."""
+        args: list = [self.instance_id, self._ttl]
+        for user, (count, info) in local.items():
+            args += [user, count, json.dumps(info), "1" if info.get("is_staff") else "0"]
+        gone = await self._restore(keys=self._keys(channel), args=args)
+        return [json.loads(raw) for raw in gone]
+
+    async def snapshot(self, channel: str, limit: int = SNAPSHOT_LIMIT) -> dict:
+        """``{"users": [info...] (at most `limit`), "count", "staff_online"}``: O(limit)."""
+        users_key, info_key, staff_key, _inst, _mine = self._keys(channel)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._hash(channel), key, json.dumps(info))
-            pipe.expire(self._hash(channel), self._ttl)
-            await pipe.execute()
-        return all(i["user_id"] != info["user_id"] for i in before.values())
+            pipe.hlen(users_key)
+            pipe.scard(staff_key)
+            pipe.hscan(info_key, 0, count=limit)
+            count, staff, (_cursor, infos) = await pipe.execute()
+        users = [json.loads(infos[k]) for k in sorted(infos)[:limit]]
+        return _snapshot(users, int(count), int(staff) > 0)
 
-    async def remove(self, channel: str, key: str) -> dict | None:
-        """Forget socket `key`; its info when that user has no socket left, else None."""
-        raw = await self._redis.hget(self._hash(channel), key)
-        if raw is None or not await self._redis.hdel(self._hash(channel), key):
-            return None
-        info = json.loads(raw)
-        rest = await self._live(channel)
-        return None if any(i["user_id"] == info["user_id"] for i in rest.values()) else info
-
-    async def members(self, channel: str) -> list[dict]:
-        """The users present in `channel` on live instances (one info each)."""
-        return _users(await self._live(channel))
-
-    async def _entries(self, channel: str) -> tuple[dict, set]:
-        """(every entry, the instance ids among them that are dead)."""
-        raw = await self._redis.hgetall(self._hash(channel))
-        entries = {k.decode(): json.loads(v) for k, v in raw.items()}
-        instances = sorted({k.split(":", 1)[0] for k in entries})
+    async def sweep(self, channels) -> list[tuple[str, dict]]:
+        """Take the sockets of dead instances out of `channels`; (channel, info) of the users
+        that left with them (each reported by one sweeper only)."""
+        channels = list(channels)
+        if not channels:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.smembers(self._keys(channel)[3])
+            present = await pipe.execute()
+        instances = sorted({i.decode() for members in present for i in members}
+                           - {self.instance_id})
         if not instances:
-            return entries, set()
+            return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for instance in instances:
                 pipe.exists(self._instance(instance))
-            flags = await pipe.execute()
-        return entries, {i for i, ok in zip(instances, flags, strict=True) if not ok}
-
-    async def _live(self, channel: str) -> dict:
-        entries, dead = await self._entries(channel)
-        return {k: v for k, v in entries.items() if k.split(":", 1)[0] not in dead}
-
-    async def sweep(self, channels) -> list[tuple[str, dict]]:
-        """Remove entries of dead instances from `channels`; (channel, info) of users gone."""
+            alive = await pipe.execute()
+        dead = {i for i, ok in zip(instances, alive, strict=True) if not ok}
         gone = []
-        for channel in channels:
-            entries, dead = await self._entries(channel)
-            stale = [k for k in entries if k.split(":", 1)[0] in dead]
-            if not stale or not await self._redis.hdel(self._hash(channel), *stale):
-                continue
-            live_users = {v["user_id"] for k, v in entries.items() if k not in stale}
-            gone += [(channel, info) for info in _users({k: entries[k] for k in stale})
-                     if info["user_id"] not in live_users]
+        for channel, members in zip(channels, present, strict=True):
+            for instance in sorted(dead & {i.decode() for i in members}):
+                for raw in await self._sweep(keys=self._keys(channel, instance), args=[instance]):
+                    gone.append((channel, json.loads(raw)))
         return gone
 
     async def close(self) -> None:
-        """Forget this instance: its heartbeat key goes, so its entries stop counting."""
+        """Forget this instance: its heartbeat key goes, so other instances sweep its counts."""
         await self._redis.delete(self._instance(self.instance_id))

@@ -94,6 +94,18 @@ def test_production_starts_with_a_secret_and_a_database():
     assert settings.production and settings.log_format == "json"
 
 
+def test_rate_limit_variables_take_the_seed_form():
+    settings = settings_from(RATE_LIMIT_AUTH="5/minute", RATE_LIMIT_UPLOAD="10/hour",
+                             RATE_LIMIT_DEFAULT="100/minute", RATE_LIMIT_ANONYMOUS="20/minute",
+                             RATE_LIMIT_ADMIN="1000/minute")
+    assert (settings.rate_limit_auth, settings.rate_limit_upload, settings.rate_limit_default,
+            settings.rate_limit_anonymous, settings.rate_limit_admin) == (
+        RateLimit(5, 60), RateLimit(10, 3600), RateLimit(100, 60), RateLimit(20, 60),
+        RateLimit(1000, 60))
+    assert settings_from(RATE_LIMIT_AUTH="2/seconds").rate_limit_auth == RateLimit(2, 1)
+    assert settings_from(RATE_LIMIT_AUTH="3 / Day").rate_limit_auth == RateLimit(3, 86400)
+
+
 def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text("ACCESS_TOKEN_EXPIRE_MINUTES=45\nRATE_LIMIT_DEFAULT=60/minute\n"
@@ -122,10 +134,10 @@ def clean_env(**extra) -> dict:
 class Server:
     """`python server.py` in a fresh folder (no `.env`), its stdout read by a thread."""
 
-    def __init__(self, cwd: Path, port: int, env: dict):
+    def __init__(self, cwd: Path, port: int, env: dict, args: tuple[str, ...] = ()):
         self.port = port
         self.stderr = open(cwd / "stderr.log", "w+")
-        self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)],
+        self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port), *args],
                                      cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=self.stderr, text=True)
         self.lines: queue.Queue = queue.Queue()
@@ -169,10 +181,10 @@ class Server:
 def run_server(tmp_path):
     started = []
 
-    def start(**env) -> Server:
+    def start(*args: str, **env) -> Server:
         from conftest import free_port
 
-        server = Server(tmp_path, free_port(), clean_env(**env))
+        server = Server(tmp_path, free_port(), clean_env(**env), args)
         started.append(server)
         return server
 
@@ -221,4 +233,26 @@ def test_server_reads_dotenv_from_its_folder(run_server, tmp_path):
     items = categories["items"] if isinstance(categories, dict) else categories
     assert status == 200 and items == []
     server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=15) == 0
+
+
+def categories_served(server: Server) -> int:
+    status, categories = server.get("/api/categories")
+    assert status == 200
+    return len(categories["items"] if isinstance(categories, dict) else categories)
+
+
+def test_server_no_seed_option_starts_an_empty_store(run_server):
+    server = run_server("--no-seed")
+    server.wait_for("HWC3D server on")
+    assert categories_served(server) == 0
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=15) == 0
+
+
+def test_server_seed_option_wins_over_the_variable(run_server):
+    server = run_server("--seed", SEED_FIXTURES="false")
+    server.wait_for("HWC3D server on")
+    assert categories_served(server) == 10
+    server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=15) == 0

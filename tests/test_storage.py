@@ -131,3 +131,24 @@ def test_local_signatures_bind_key_and_expiry(tmp_path):
     assert not storage.verify("models/a.glb", None, signature)
     past = int(time.time()) - 1
     assert not storage.verify("models/a.glb", str(past), storage.signature("models/a.glb", past))
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_purchase_download_is_an_s3_presigned_url(self, api, tokens, services,
+                                                            moto_url):
+        """Issue 5 item 4: on S3 the download link is presigned, expires in minutes, serves
+        the bought file, and counts against the purchase."""
+        from tests.stripe_stub import BUYER, ROBOT
+
+        token = await tokens(BUYER)
+        bought = await api("POST", "/api/checkout", token=token, json={
+            "model_ids": [ROBOT], "payment_details": {"card_token": "tok_visa"}})
+        assert bought.status == 200, bought.json
+        link = await api("GET", f"/api/purchases/{ROBOT}/download", token=token)
+        assert link.status == 200, link.json
+        url = link.json["download_url"]
+        ttl = services.settings.download_url_ttl_minutes * 60
+        assert url.startswith(f"{moto_url}/hwc3d-app/") and "X-Amz-Signature=" in url
+        assert f"X-Amz-Expires={ttl}" in url and link.json["expires_in"] == ttl
+        fetched = await AsyncHTTPClient().fetch(url, raise_error=False)
+        assert fetched.code == 200 and fetched.body[:4] == b"glTF"
+        assert link.json["download_count"] == 1 and link.json["remaining_downloads"] == 9

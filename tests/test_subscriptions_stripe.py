@@ -1,0 +1,48 @@
+"""Subscriptions are billed through the same payment provider as checkout (issue 5 item 7):
+the real `stripe` library against the local Stripe stand-in, no patching."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import free_port
+from tests.stripe_stub import StripeStub, stripe_settings
+
+BUYER_ID = "650000000000000000000005"
+
+
+@pytest.fixture
+def stripe_stub(io_loop):
+    stub = StripeStub()
+    stub.start(free_port())
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def settings_overrides(stripe_stub):
+    return stripe_settings(stripe_stub)
+
+
+def body(card: str, plan: str = "pro") -> dict:
+    return {"plan": plan, "payment_method": "card", "payment_details": {"card_token": card}}
+
+
+@pytest.mark.gen_test
+async def test_subscription_is_charged_through_stripe(api, tokens, services, stripe_stub):
+    token = await tokens("buyer@hwc3d.com")
+    declined = await api("POST", "/api/subscriptions/subscribe", token=token,
+                         json=body("tok_chargeDeclined"))
+    assert declined.status == 402 and declined.json["error_code"] == "PAYMENT_FAILED"
+    assert await services.db.subscriptions.count_documents({}) == 0 and stripe_stub.charges == 0
+
+    reply = await api("POST", "/api/subscriptions/subscribe", token=token, json=body("tok_visa"))
+    assert reply.status == 201, reply.json
+    assert stripe_stub.charges == 1
+    intent = stripe_stub.intents[reply.json["payment_intent_id"]]
+    assert intent["status"] == "succeeded" and intent["amount"] == 1299
+    assert intent["currency"] == "usd"
+    assert intent["metadata"]["kind"] == "subscription" and intent["metadata"]["plan"] == "pro"
+    assert intent["metadata"]["user_id"] == BUYER_ID
+    stored = await services.db.subscriptions.find_one({})
+    assert stored["provider"] == "stripe" and stored["payment_intent_id"] == intent["id"]
+    assert stored["amount_cents"] == 1299 and stored["status"] == "active"
