@@ -53,7 +53,7 @@ class Process:
     """A child process whose stdout is read by a thread, so we can wait for a line."""
 
     def __init__(self, argv: list[str], cwd: Path, env: dict, log: Path):
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(log, "w")  # closed in stop()
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         self.lines: queue.Queue = queue.Queue()

@@ -2,9 +2,15 @@
 
 `cart_items` ``{_id, user_id, model_id, added_at}``, unique (user_id, model_id).
 `coupons` ``{_id, code (upper-case, unique), discount_percent, max_uses, used_count,
-expires_at, is_active, created_at, ops}``; `used_count` is counted once per PAID order (by
-`documents.orders` through `money.apply_counter`; `ops` holds the counts in flight), never
-per attempt.
+reserved_count, remaining, expires_at, is_active, created_at, ops}``; `used_count` is counted
+once per PAID order, never per attempt (issue 5 item 1). Uses are held, so `max_uses` holds
+even while orders wait for 3-D Secure:
+- checkout holds a use (`reserve_use`: one conditional update, only while `remaining > 0`);
+- a failed, canceled or never-stored order gives it back once (`release_use` after the
+  order's conditional ``coupon_hold: held → released``; `drop_hold`);
+- a paid order turns it into a use once (`USE_HELD` through `money.apply_counter`).
+Invariant, written only by these `$inc`s: ``remaining == max_uses - used_count -
+reserved_count``, so ``used_count ≤ max_uses``. `ops` holds the operations in flight.
 
 What may be bought (`check_buyable`, shared with checkout): a public model (approved and
 published) that is not the buyer's own and not already bought. The cart also refuses free
@@ -15,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents import catalog, money, users
@@ -75,13 +81,15 @@ def _aware(value: datetime | None) -> datetime | None:
 
 async def create_coupon(db, code: str, discount_percent: float, max_uses: int,
                         expires_at: datetime | None, is_active: bool = True) -> dict:
-    """Store a coupon (seed 004 `Coupon`); `code` is upper-cased. Raises Conflict
-    COUPON_EXISTS for a taken code, BadRequest for a percent outside 0 < p ≤ 100."""
+    """Store a coupon (seed 004 `Coupon`); `code` is upper-cased, all `max_uses` uses
+    `remaining`. Raises Conflict COUPON_EXISTS for a taken code, BadRequest for a percent
+    outside 0 < p ≤ 100 or fewer than one use."""
     if not 0 < discount_percent <= 100 or max_uses < 1:
         raise BadRequest("A coupon takes 0 < percent ≤ 100 and at least one use")
     doc = {"code": code.strip().upper(), "discount_percent": discount_percent,
-           "max_uses": int(max_uses), "used_count": 0, "expires_at": expires_at,
-           "is_active": is_active, "ops": [], "created_at": utcnow()}
+           "max_uses": int(max_uses), "used_count": 0, "reserved_count": 0,
+           "remaining": int(max_uses), "expires_at": expires_at, "is_active": is_active,
+           "ops": [], "created_at": utcnow()}
     try:
         result = await db[COUPONS].insert_one(doc)
     except DuplicateKeyError:
@@ -90,10 +98,22 @@ async def create_coupon(db, code: str, discount_percent: float, max_uses: int,
     return doc
 
 
-async def get_valid_coupon(db, code: str) -> dict:
-    """The usable coupon `code` (case-insensitive). Raises NotFound INVALID_COUPON, or
-    BadRequest COUPON_INACTIVE / COUPON_EXPIRED / COUPON_USED_UP (seed 004 `Coupon`)."""
-    coupon = await db[COUPONS].find_one({"code": str(code).strip().upper()})
+async def with_counts(db, coupon: dict) -> dict:
+    """Give a coupon stored before reservations existed its `remaining`/`reserved_count`
+    (once: conditional on the field being absent); returns the coupon as stored now."""
+    if "remaining" in coupon:
+        return coupon
+    await db[COUPONS].update_one(
+        {"_id": coupon["_id"], "remaining": {"$exists": False}},
+        {"$set": {"remaining": int(coupon.get("max_uses", 0)) - int(coupon.get("used_count", 0)),
+                  "reserved_count": 0}})
+    return await db[COUPONS].find_one({"_id": coupon["_id"]})
+
+
+def check_coupon(coupon: dict | None, *, uses: bool = True) -> dict:
+    """Raise when `coupon` cannot be used now: NotFound INVALID_COUPON, BadRequest
+    COUPON_INACTIVE / COUPON_EXPIRED, and (with `uses`) COUPON_USED_UP when no use is left
+    (used by paid orders or held by open ones). Returns the coupon."""
     if coupon is None:
         raise NotFound("Unknown coupon code", "INVALID_COUPON")
     if not coupon.get("is_active", True):
@@ -101,9 +121,62 @@ async def get_valid_coupon(db, code: str) -> dict:
     expires = _aware(coupon.get("expires_at"))
     if expires is not None and expires <= utcnow():
         raise BadRequest("This coupon has expired", "COUPON_EXPIRED")
-    if coupon.get("used_count", 0) >= coupon.get("max_uses", 0):
+    if uses and coupon.get("remaining", 0) <= 0:
         raise BadRequest("This coupon has been used up", "COUPON_USED_UP")
     return coupon
+
+
+async def get_valid_coupon(db, code: str, *, uses: bool = True) -> dict:
+    """The usable coupon `code` (case-insensitive); raises as `check_coupon` (seed 004
+    `Coupon`). Only a quote: checkout takes the use with `reserve_use`."""
+    coupon = await db[COUPONS].find_one({"code": str(code).strip().upper()})
+    return check_coupon(await with_counts(db, coupon) if coupon else None, uses=uses)
+
+
+async def reserve_use(db, coupon: dict, order_id) -> dict:
+    """Hold one use of `coupon` for the order `order_id` about to be stored (issue 5 item 1:
+    `max_uses` is never exceeded, however many orders wait for their payment).
+
+    One conditional update that succeeds only while the coupon is active, unexpired and has
+    a use `remaining`: ``remaining -1, reserved_count +1`` and ``hold:<order_id>`` pushed to
+    `ops` (in flight until the order is stored: `confirm_hold`, or `drop_hold` when it is not).
+    Returns the coupon after; raises as `check_coupon` when no use can be held.
+    """
+    now = utcnow()
+    held = await db[COUPONS].find_one_and_update(
+        {"_id": coupon["_id"], "is_active": {"$ne": False}, "remaining": {"$gt": 0},
+         "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}],
+         "ops": {"$ne": f"hold:{order_id}"}},
+        {"$inc": {"remaining": -1, "reserved_count": 1}, "$push": {"ops": f"hold:{order_id}"}},
+        return_document=ReturnDocument.AFTER)
+    if held is None:
+        check_coupon(await db[COUPONS].find_one({"_id": coupon["_id"]}))
+        raise BadRequest("This coupon has been used up", "COUPON_USED_UP")
+    return held
+
+
+async def confirm_hold(db, coupon_id, order_id) -> None:
+    """The order holding the use is stored: the hold is no longer in flight."""
+    await money.forget_op(db[COUPONS], coupon_id, f"hold:{order_id}")
+
+
+async def drop_hold(db, coupon_id, order_id) -> None:
+    """Give back a use held for an order that was never stored (exactly once: conditional on
+    the in-flight ``hold:<order_id>``)."""
+    await db[COUPONS].update_one(
+        {"_id": coupon_id, "ops": f"hold:{order_id}"},
+        {"$inc": {"remaining": 1, "reserved_count": -1}, "$pull": {"ops": f"hold:{order_id}"}})
+
+
+async def release_use(db, coupon_id) -> None:
+    """Give back one held use (``remaining +1, reserved_count -1``). The caller guarantees
+    once per order (`documents.orders.release_coupon` wins a conditional update first)."""
+    await db[COUPONS].update_one({"_id": coupon_id},
+                                 {"$inc": {"remaining": 1, "reserved_count": -1}})
+
+
+USE_HELD = {"used_count": 1, "reserved_count": -1}   # a held use becomes a use
+USE_UNHELD = {"used_count": 1, "remaining": -1}      # an order stored before holds existed
 
 
 def render_coupon(coupon: dict | None) -> dict | None:

@@ -6,9 +6,10 @@
      "failed" | "refunded" | "canceled", lines: [{model_id, seller_id, title, transaction_id,
      price_cents, amount_cents, discount_cents, fee_cents, seller_amount_cents}],
      subtotal_cents, discount_cents, total_cents, fee_cents, currency "usd", coupon_code,
-     payment_method, provider, payment_intent_id, idempotency_key, fingerprint,
-     failure_code, failure_message, created_at, paid_at, fulfilled_at,
-     emailed_at, notified_sellers: [seller_id], counted: bool}
+     coupon_id, coupon_hold: None | "held" | "used" | "released", payment_method, provider,
+     payment_intent_id, idempotency_key, fingerprint, failure_code, failure_message,
+     created_at, paid_at, fulfilled_at, emailed_at, notified_sellers: [seller_id],
+     counted: bool (the coupon use), coupon_released_at}
 
 `transactions` (seed 000 §4 `Transaction`, one per line of a paid order)::
 
@@ -23,6 +24,12 @@ Rules:
   order is in flight its models are claimed in `checkout_claims` ``{_id: "<buyer>:<model>",
   order_id}``, so a concurrent checkout of the same models is refused (409
   CHECKOUT_IN_PROGRESS) instead of charging twice.
+- An order with a coupon holds one of its uses from creation (`cart.reserve_use`; none left
+  → 400 COUPON_USED_UP before any charge). The hold ends once: a paid order turns it into a
+  use (`_use_coupon`), a failed or canceled one gives it back (`release_coupon`, after the
+  conditional ``coupon_hold: held → released`` on the order, so a retry or a replayed
+  webhook cannot give it back twice). So `used_count` never passes `max_uses`, even when an
+  order waiting for 3-D Secure is paid after other checkouts.
 - The PaymentIntent's idempotency key is ``order-<order_id>``: re-driving a pending order
   never charges twice.
 - `fulfil_order` is the ONE transition ``pending | requires_action → paid`` (conditional
@@ -45,7 +52,7 @@ from pymongo.errors import DuplicateKeyError
 
 from documents import cart, catalog, money, notifications, users
 from documents.common import from_cents, object_id, utcnow
-from documents.errors import Conflict, Invalid, NotFound, PaymentFailed
+from documents.errors import BadRequest, Conflict, Invalid, NotFound, PaymentFailed
 
 ORDERS = "orders"
 TRANSACTIONS = "transactions"
@@ -151,11 +158,45 @@ async def _take_stale_claim(db, key: str, order_id) -> bool:
     if holder is not None and holder["status"] in OPEN:
         if holder["created_at"] > utcnow() - CLAIM_TTL:
             return False
-        await db[ORDERS].update_one({"_id": holder["_id"], "status": {"$in": list(OPEN)}},
-                                    {"$set": {"status": "canceled", "canceled_at": utcnow()}})
+        await cancel_order(db, holder["_id"])
     result = await db[CLAIMS].update_one({"_id": key, "order_id": claim["order_id"]},
                                          {"$set": {"order_id": order_id, "created_at": utcnow()}})
     return result.modified_count == 1
+
+
+async def cancel_order(db, order_id) -> bool:
+    """``pending | requires_action → canceled`` (an abandoned order replaced by a new
+    attempt) and its coupon hold given back. True when this call canceled it."""
+    result = await db[ORDERS].update_one({"_id": order_id, "status": {"$in": list(OPEN)}},
+                                         {"$set": {"status": "canceled", "canceled_at": utcnow()}})
+    await release_coupon(db, order_id)
+    return result.modified_count == 1
+
+
+async def _hold_coupon(db, coupon: dict, order_id) -> None:
+    """Hold a use of `coupon` for `order_id` (`cart.reserve_use`). When none is left but
+    some are held by orders abandoned for CLAIM_TTL (3-D Secure never finished), those are
+    canceled (their claims dropped, holds given back) and the hold is tried once more.
+    Raises BadRequest COUPON_USED_UP (or the coupon's other errors)."""
+    try:
+        await cart.reserve_use(db, coupon, order_id)
+    except BadRequest as exc:
+        if exc.error_code != "COUPON_USED_UP" or not await _cancel_stale_holds(db, coupon["_id"]):
+            raise
+        await cart.reserve_use(db, coupon, order_id)
+
+
+async def _cancel_stale_holds(db, coupon_id) -> int:
+    """Cancel the open orders holding a use of `coupon_id` since before CLAIM_TTL (a payment
+    that still succeeds later is logged as orphaned); returns how many were found (a racing
+    call may have canceled some: their uses are back either way)."""
+    stale = await db[ORDERS].find(
+        {"coupon_id": coupon_id, "coupon_hold": "held", "status": {"$in": list(OPEN)},
+         "created_at": {"$lte": utcnow() - CLAIM_TTL}}, {"_id": 1}).to_list(length=MAX_LINES)
+    for order in stale:
+        if await cancel_order(db, order["_id"]):
+            await release_claims(db, order["_id"])
+    return len(stale)
 
 
 async def release_claims(db, order_id) -> None:
@@ -170,12 +211,14 @@ async def create_order(db, buyer: dict, *, model_ids: list[str], coupon_code: st
 
     Validates every model (`cart.get_buyable`, free allowed) and the coupon
     (`cart.get_valid_coupon`), prices each line in cents (coupon per line, 7.5 % fee), numbers
-    the order and its future transactions, and claims the models. Raises the cart's errors,
-    Invalid when a paid order has no `payment_token`, Conflict CHECKOUT_IN_PROGRESS, Conflict
-    IDEMPOTENCY_KEY_REUSED; nothing is written then.
+    the order and its future transactions, claims the models and holds a use of the coupon
+    (`cart.reserve_use`). Raises the cart's errors (coupon: 404 INVALID_COUPON, 400
+    COUPON_INACTIVE / COUPON_EXPIRED / COUPON_USED_UP), Invalid when a paid order has no
+    `payment_token`, Conflict CHECKOUT_IN_PROGRESS, Conflict IDEMPOTENCY_KEY_REUSED; nothing is
+    kept then (claims and hold given back). An order replayed by its key keeps its own hold.
     """
     models = await _models_for(db, buyer, model_ids)
-    coupon = await cart.get_valid_coupon(db, coupon_code) if coupon_code else None
+    coupon = await cart.get_valid_coupon(db, coupon_code, uses=False) if coupon_code else None
     percent = coupon["discount_percent"] if coupon else 0
     if not payment_token and any(money.price_line(m.get("price_cents") or 0, percent)
                                  ["amount_cents"] for m in models):
@@ -184,21 +227,33 @@ async def create_order(db, buyer: dict, *, model_ids: list[str], coupon_code: st
     lines = _lines(models, percent, numbers)
     order = {"number": (await _next_numbers(db, "ORD", 1))[0], "buyer_id": buyer["_id"],
              "status": "pending", "lines": lines, **money.totals(lines), "currency": CURRENCY,
-             "coupon_code": coupon["code"] if coupon else None, "payment_method": payment_method,
+             "coupon_code": coupon["code"] if coupon else None,
+             "coupon_id": coupon["_id"] if coupon else None,
+             "coupon_hold": "held" if coupon else None, "payment_method": payment_method,
              "provider": provider, "payment_intent_id": None, "idempotency_key": idempotency_key,
              "fingerprint": body_fingerprint, "failure_code": None, "failure_message": None,
              "created_at": utcnow(), "paid_at": None, "fulfilled_at": None, "emailed_at": None,
              "notified_sellers": [], "counted": False}
     order["_id"] = ObjectId()
     await _claim(db, order["_id"], buyer["_id"], [line["model_id"] for line in lines])
+    if coupon:
+        try:
+            await _hold_coupon(db, coupon, order["_id"])
+        except Exception:
+            await release_claims(db, order["_id"])
+            raise
     try:
         await db[ORDERS].insert_one(order)
     except DuplicateKeyError:
         await release_claims(db, order["_id"])
+        if coupon:
+            await cart.drop_hold(db, coupon["_id"], order["_id"])
         existing = await find_by_key(db, buyer["_id"], idempotency_key, body_fingerprint)
         if existing is None:
             raise
         return existing
+    if coupon:
+        await cart.confirm_hold(db, coupon["_id"], order["_id"])
     return order
 
 
@@ -244,7 +299,8 @@ async def mark_requires_action(db, order_id) -> dict:
 
 async def fail_order(db, order_id, code: str | None, message: str | None) -> dict:
     """``pending | requires_action → failed`` (declined card): nothing bought, the cart kept,
-    the claims released. Returns the order as it is now (a paid order stays paid)."""
+    the claims and the coupon hold released. Returns the order as it is now (a paid order
+    stays paid)."""
     updated = await db[ORDERS].find_one_and_update(
         {"_id": order_id, "status": {"$in": list(OPEN)}},
         {"$set": {"status": "failed", "failure_code": code or "card_declined",
@@ -252,8 +308,22 @@ async def fail_order(db, order_id, code: str | None, message: str | None) -> dic
         return_document=ReturnDocument.AFTER)
     if updated is not None:
         await release_claims(db, order_id)
-        return updated
-    return await get_order(db, order_id)
+    await release_coupon(db, order_id)  # also resumes a release cut short
+    return updated or await get_order(db, order_id)
+
+
+async def release_coupon(db, order_id) -> bool:
+    """Give back the coupon use held by a failed or canceled order, exactly once: the
+    conditional ``coupon_hold: held → released`` on the order decides who gives it back (a
+    retry, a replayed webhook or a racing request finds it released). True when this call
+    gave it back; a paid or open order, or one without a hold, is left alone."""
+    won = await db[ORDERS].find_one_and_update(
+        {"_id": order_id, "coupon_hold": "held", "status": {"$in": ["failed", "canceled"]}},
+        {"$set": {"coupon_hold": "released", "coupon_released_at": utcnow()}})
+    if won is None:
+        return False
+    await cart.release_use(db, won["coupon_id"])
+    return True
 
 
 def intent_matches(order: dict, intent) -> bool:
@@ -307,15 +377,30 @@ async def _deliver(db, hub, mailer, order: dict) -> None:
                                   catalog.COLLECTION, line["model_id"],
                                   f"sale:{line['transaction_id']}", {"sales_count": 1})
     if order.get("coupon_code"):
-        coupon = await db[cart.COUPONS].find_one({"code": order["coupon_code"]}, {"_id": 1})
-        if coupon is not None:
-            await money.apply_counter(db, ORDERS, {"_id": order["_id"]}, "counted", cart.COUPONS,
-                                      coupon["_id"], f"order:{order['_id']}", {"used_count": 1})
+        await _use_coupon(db, order)
     await cart.clear_models(db, order["buyer_id"], [line["model_id"] for line in order["lines"]])
     await release_claims(db, order["_id"])
     await _email_buyer(db, mailer, order, buyer)
     await _notify_sellers(db, hub, order, buyer)
     await db[ORDERS].update_one({"_id": order["_id"]}, {"$set": {"fulfilled_at": utcnow()}})
+
+
+async def _use_coupon(db, order: dict) -> None:
+    """Count the paid order's coupon use once (`money.apply_counter`, flag `counted`): its
+    hold becomes a use (``used_count +1, reserved_count -1``). An order stored before holds
+    existed takes a use from `remaining` instead."""
+    coupon_id = order.get("coupon_id")
+    if coupon_id is None:
+        coupon = await db[cart.COUPONS].find_one({"code": order["coupon_code"]})
+        if coupon is None:
+            return
+        coupon_id = (await cart.with_counts(db, coupon))["_id"]
+    held = order.get("coupon_hold") in ("held", "used")
+    await money.apply_counter(db, ORDERS, {"_id": order["_id"]}, "counted", cart.COUPONS,
+                              coupon_id, f"order:{order['_id']}",
+                              cart.USE_HELD if held else cart.USE_UNHELD)
+    await db[ORDERS].update_one({"_id": order["_id"], "coupon_hold": "held"},
+                                {"$set": {"coupon_hold": "used"}})
 
 
 async def _upsert_transaction(db, order: dict, line: dict) -> dict:

@@ -33,6 +33,8 @@ from documents.errors import BadRequest, DomainError, Forbidden, Invalid, NotFou
 log = logging.getLogger("hwc3d.api")
 
 MAX_LIMIT = 100
+# The one JSON encoder of responses (compact, non-JSON values as str); stateless, built once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 MAX_JSON_DEPTH = 32
 INT64_MAX = 2 ** 63 - 1
 
@@ -72,6 +74,7 @@ def body(schema: type[Schema] | Schema) -> Callable:
 
     def mark(method: Callable) -> Callable:
         method._body_schema = schema
+        method._body_loader = _schema_instance(schema)  # built once: loads keep no state on it
         return method
 
     return mark
@@ -82,6 +85,7 @@ def query(schema: type[Schema] | Schema) -> Callable:
 
     def mark(method: Callable) -> Callable:
         method._query_schema = schema
+        method._query_loader = _schema_instance(schema)  # built once: loads keep no state on it
         return method
 
     return mark
@@ -293,10 +297,11 @@ class ApiHandler(tornado.web.RequestHandler):
             raise RateLimited(retry_after)
 
     def _validate(self, verb: Callable) -> None:
-        schema = getattr(verb, "_query_schema", None)
+        schema = getattr(verb, "_query_loader", None) or getattr(verb, "_query_schema", None)
         if schema is not None:
-            self.query = load(schema, self.query_arguments(_schema_instance(schema)))
-        schema = getattr(verb, "_body_schema", None)
+            schema = _schema_instance(schema)
+            self.query = load(schema, self.query_arguments(schema))
+        schema = getattr(verb, "_body_loader", None) or getattr(verb, "_body_schema", None)
         if schema is not None:
             self.body = load(schema, self.json_body())
 
@@ -349,7 +354,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def write_json(self, payload: Any, status: int = 200) -> None:
         """Finish the request with `payload` as JSON and `status`."""
         self.set_status(status)
-        self.finish(json.dumps(payload, separators=(",", ":"), default=str))
+        self.finish(_ENCODER.encode(payload))
 
     def write_page(self, items: list, meta: dict, **extra) -> None:
         """Finish with the pagination envelope ``{items, total, page, limit, pages}`` (seed 001 §22)."""

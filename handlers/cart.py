@@ -66,7 +66,9 @@ class ApplyCouponHandler(ApiHandler):
     @responds()
     async def post(self) -> None:
         """Check a coupon (``{"code"}``) and answer the cart priced with it (seed 004 §5
-        `Coupon`: percent off, max uses, expiry, active flag)."""
+        `Coupon`: percent off, max uses, expiry, active flag): 404 INVALID_COUPON, 400
+        COUPON_INACTIVE / COUPON_EXPIRED / COUPON_USED_UP (uses held by orders waiting for
+        their payment count as taken). A quote only: checkout takes the use."""
         code = self.body.get("code") or self.body["coupon_code"]
         coupon = await cart.get_valid_coupon(self.db, code)
         self.write_json(await cart.get_cart(self.db, self.current_user, coupon))

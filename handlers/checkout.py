@@ -82,6 +82,9 @@ class CheckoutHandler(PaymentHandler):
         charge; with another body 409 IDEMPOTENCY_KEY_REUSED. 402 PAYMENT_FAILED for a declined
         card (nothing bought, cart kept); 409 CHECKOUT_IN_PROGRESS while another checkout of
         these models runs; the cart's 400/404/409 codes for models that cannot be bought.
+        A `coupon_code` holds one of the coupon's uses for this order (given back when the
+        payment fails); 404 INVALID_COUPON, 400 COUPON_INACTIVE / COUPON_EXPIRED /
+        COUPON_USED_UP (every use taken by paid orders or held by open ones) before any charge.
         """
         user, key = self.current_user, self.idempotency_key()
         fingerprint = orders.fingerprint(self.body)

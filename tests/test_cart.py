@@ -94,7 +94,7 @@ async def test_apply_coupon(api, tokens, services):
     await cart.create_coupon(db, "OLD", 10, max_uses=5, expires_at=utcnow() - timedelta(days=1))
     await cart.create_coupon(db, "OFF", 10, max_uses=5, expires_at=None, is_active=False)
     await cart.create_coupon(db, "GONE", 10, max_uses=1, expires_at=None)
-    await db.coupons.update_one({"code": "GONE"}, {"$set": {"used_count": 1}})
+    await db.coupons.update_one({"code": "GONE"}, {"$set": {"used_count": 1, "remaining": 0}})
     token = await tokens(BUYER)
     await add(api, token, ROBOT)
     await add(api, token, WIZARD)
@@ -127,3 +127,4 @@ async def test_apply_coupon(api, tokens, services):
     assert paid.status == 200 and paid.json["total_amount"] == 17.83
     coupon = await db.coupons.find_one({"code": "SAVE15"})
     assert coupon["used_count"] == 1 and coupon["ops"] == []
+    assert (coupon["reserved_count"], coupon["remaining"]) == (0, 1)
