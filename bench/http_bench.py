@@ -10,7 +10,9 @@ processes, then loads each with `--connections` concurrent keep-alive connection
 - `GET /api/models/{id}` (the first id of `GET /api/models?limit=1`)
 - `GET /api/models?limit=20`
 
-and prints requests/s, p50 and p99 latency for ours and bare, and the ratio ours/bare.
+and prints requests/s, p50 and p99 latency for ours and bare, the ratio ours/bare, and each
+server's CPU milliseconds per request (from /proc: steadier than requests/s when the machine is
+shared, since other load stretches the clock but not the work per request).
 Falls back to `/api/categories` when the model routes answer nothing.
 
 Load client: `wrk` when it is installed (`apt-get install wrk`; one thread, it is not the
@@ -176,12 +178,32 @@ def run_python(url: str, duration: float, connections: int, processes: int) -> d
 
 # --------------------------------------------------------------------------- the run
 
-def load(url: str, args: argparse.Namespace, client: str) -> dict:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by process `pid` (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, args: argparse.Namespace, client: str, server: Process) -> dict:
+    """Warm up, then measure `url`; adds "cpu_ms": the server's CPU milliseconds per request
+    (steadier than requests/s on a shared machine: other load slows the clock, not the work)."""
     if client == "wrk":
         run_wrk(url, 2, args.connections)  # warm-up
-        return run_wrk(url, args.duration, args.connections)
-    run_python(url, 2, args.connections, args.client_processes)
-    return run_python(url, args.duration, args.connections, args.client_processes)
+    else:
+        run_python(url, 2, args.connections, args.client_processes)
+    before = cpu_seconds(server.proc.pid)
+    if client == "wrk":
+        result = run_wrk(url, args.duration, args.connections)
+    else:
+        result = run_python(url, args.duration, args.connections, args.client_processes)
+    after = cpu_seconds(server.proc.pid)
+    result["cpu_ms"] = (1000 * (after - before) / result["requests"]
+                        if before is not None and after is not None and result["requests"]
+                        else float("nan"))
+    return result
 
 
 def targets(base: str) -> tuple[list[tuple[str, str]], str | None]:
@@ -247,14 +269,17 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             measured, note = targets(base)
             bare, bare_port, sizes = start_bare(workdir, base, [p for _, p in measured])
-            report(args, client, note, measured, sizes, base, f"http://127.0.0.1:{bare_port}")
+            report(args, client, note, measured, sizes, (base, ours),
+                   (f"http://127.0.0.1:{bare_port}", bare))
         finally:
             ours.stop()
             if bare:
                 bare.stop()
 
 
-def report(args, client, note, measured, sizes, base, bare_base) -> None:
+def report(args, client, note, measured, sizes, ours_server, bare_server) -> None:
+    """Measure each route on ours and bare (`*_server`: (base URL, Process)) and print."""
+    (base, ours_process), (bare_base, bare_process) = ours_server, bare_server
     how = ("wrk (1 thread)" if client == "wrk"
            else f"Python asyncio keep-alive client ({args.client_processes} processes)")
     print(f"client: {how}; {args.connections} connections, {args.duration:g} s per run; "
@@ -263,16 +288,19 @@ def report(args, client, note, measured, sizes, base, bare_base) -> None:
     if note:
         print(f"NOTE: {note}")
     print(f"{'route':<44} {'server':<6} {'bytes':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'errors':>6}")
+          f" {'errors':>6} {'cpu ms/req':>10}")
     for label, path in measured:
         bare_path, size = sizes[path]
-        ours = load(base + path, args, client)
-        bare = load(bare_base + bare_path, args, client)
+        ours = load(base + path, args, client, ours_process)
+        bare = load(bare_base + bare_path, args, client, bare_process)
         for name, result in (("ours", ours), ("bare", bare)):
             print(f"{label:<44} {name:<6} {size:>6} {result['rps']:>9.0f} {result['p50']:>8.2f}"
-                  f" {result['p99']:>8.2f} {result['errors']:>6}")
+                  f" {result['p99']:>8.2f} {result['errors']:>6} {result['cpu_ms']:>10.3f}")
         print(f"{'':<44} ratio ours/bare: {ours['rps'] / bare['rps']:.2f} of the requests/s, "
-              f"p50 x{ours['p50'] / bare['p50']:.1f}, p99 x{ours['p99'] / bare['p99']:.1f}")
+              f"p50 x{ours['p50'] / bare['p50']:.1f}, p99 x{ours['p99'] / bare['p99']:.1f}, "
+              f"server CPU per request x{ours['cpu_ms'] / bare['cpu_ms']:.1f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (the machine is shared: compare ratios, "
+          f"not absolute figures, across runs)")
 
 
 if __name__ == "__main__":

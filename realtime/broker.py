@@ -25,6 +25,7 @@ retained history (``recovered: false``), never confused with a new event. Values
 Interface used by the hub (both classes)::
 
     await broker.start(deliver, on_resubscribed)   # deliver(channel, offset|None, frame)
+                                                   # (frame: text, or its UTF-8 bytes)
     await broker.subscribe(channel) -> bool        # True once the subscription is live
     await broker.unsubscribe(channel)
     await broker.publish(channel, head, history=True) -> (offset|None, frame)
@@ -46,7 +47,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("hwc3d.realtime")
 
-Deliver = Callable[[str, "int | None", str], None]
+Deliver = Callable[[str, "int | None", "str | bytes"], None]
 OnResubscribed = Callable[[list], Awaitable[None]]
 
 def offset_base(clock: Callable[[], float] = time.time) -> int:
@@ -361,7 +362,7 @@ class RedisBroker:
                 channel = reply[1].decode()[prefix:]
                 offset, _, frame = reply[2].partition(b"\n")
                 if self._deliver is not None:
-                    self._deliver(channel, int(offset) if offset else None, frame.decode())
+                    self._deliver(channel, int(offset) if offset else None, frame)
             elif kind == b"subscribe":
                 self._confirmed(reply[1].decode()[prefix:])
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -54,12 +53,11 @@ class Connection:
     ``is_staff``...). `on_slow` is called once when the socket overflows (metrics).
     """
 
-    __slots__ = ("id", "info", "channel", "present", "left", "closed", "_send", "_close",
+    __slots__ = ("info", "channel", "present", "left", "closed", "_send", "_close",
                  "_limit", "_on_slow", "_held", "_live", "_last_offset", "_unflushed")
 
     def __init__(self, send: Callable[[str], Awaitable], close: Callable[[int, str], None], *,
                  limit: int, info: dict, on_slow: Callable[[Connection], None] | None = None):
-        self.id = os.urandom(8).hex()
         self.info = info
         self.channel: str | None = None
         self.present = False            # counted in the channel's presence
@@ -73,8 +71,9 @@ class Connection:
 
     # ---------------------------------------------------------------- inbound from the hub
 
-    def deliver(self, offset: int | None, frame: str) -> None:
-        """A channel event for this socket (called by the hub's fan-out; never blocks)."""
+    def deliver(self, offset: int | None, frame: str | bytes) -> None:
+        """A channel event for this socket (called by the hub's fan-out; never blocks).
+        `frame` is the frame's text, or its UTF-8 bytes (sent as a text frame)."""
         if self.closed:
             return
         if not self._live:
@@ -156,7 +155,7 @@ class Connection:
         """Close as a slow consumer: 4008 "slow consumer"."""
         if self.closed:
             return
-        log.info("closing slow consumer %s on %s (%d frames unflushed)", self.id, self.channel,
+        log.info("closing slow consumer %x on %s (%d frames unflushed)", id(self), self.channel,
                  self._unflushed)
         if self._on_slow is not None:
             self._on_slow(self)

@@ -112,14 +112,14 @@ class Hub:
         self.metrics.events_published.labels(hub_label(channel)).inc()
         return {**event, "offset": offset}
 
-    def _deliver(self, channel: str, offset: int | None, frame: str) -> None:
+    def _deliver(self, channel: str, offset: int | None, frame: str | bytes) -> None:
         held = self._repairing.get(channel)
         if held is not None:
             held.append((offset, frame))
         else:
             self._fanout(channel, offset, frame)
 
-    def _fanout(self, channel: str, offset: int | None, frame: str) -> None:
+    def _fanout(self, channel: str, offset: int | None, frame: str | bytes) -> None:
         if offset is not None:
             last = self._last.get(channel)
             if last is not None and offset <= last:
@@ -128,6 +128,8 @@ class Hub:
         members = self._channels.get(channel)
         if not members:
             return
+        if isinstance(frame, str):
+            frame = frame.encode()      # once, not once per socket
         for conn in list(members):
             conn.deliver(offset, frame)
         self.metrics.events_delivered.labels(hub_label(channel)).inc(len(members))
