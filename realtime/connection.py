@@ -83,7 +83,15 @@ class Connection:
             if len(self._held) > self._limit:
                 self.overflow()
             return
-        self._send_event(offset, frame)
+        if offset is not None:          # (the hot path: _send_event and push inlined)
+            last = self._last_offset
+            if last is not None and offset <= last:
+                return
+            self._last_offset = offset
+        if self._unflushed >= self._limit:
+            self.overflow()
+            return
+        self._write(frame, False)
 
     def _send_event(self, offset: int | None, frame: str, force: bool = False) -> None:
         if offset is not None:
@@ -115,11 +123,12 @@ class Connection:
             log.debug("socket write stopped: %r", exc)
             self.stop()
             return False
-        if asyncio.iscoroutine(future):
+        if not isinstance(future, asyncio.Future):    # (cheaper than iscoroutine first)
+            if future is None:
+                return not self.closed
             future = asyncio.ensure_future(future)
-        if future is None or future.done():
-            if future is not None:
-                self._flushed(future, counted=False)
+        if future.done():
+            self._flushed(future, counted=False)
             return not self.closed
         if force:
             future.add_done_callback(_retrieve)
