@@ -29,7 +29,6 @@ Not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import functools
 import http.client
 import json
 import os
@@ -120,13 +119,12 @@ def flush(redis_url: str) -> None:
     redis.Redis.from_url(redis_url).flushall()
 
 
-def start_ours(workdir: Path, name: str, redis_url: str, gc_freeze: bool = False
-               ) -> tuple[Process, int]:
+def start_ours(workdir: Path, name: str, redis_url: str) -> tuple[Process, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
     env.update(REDIS_URL=redis_url, JWT_SECRET_KEY=SECRET, RATE_LIMITS_ENABLED="false",
                DATA_DIR=str(workdir / name), SEED_FIXTURES="true", PYTHONUNBUFFERED="1")
-    script = ROOT / ("bench/serve_gc_frozen.py" if gc_freeze else "server.py")
+    script = ROOT / "server.py"
     proc = Process([sys.executable, str(script), "--port", str(port), "--seed"],
                    workdir, env, workdir / f"{name}.log")
     proc.wait_for("HWC3D server on")
@@ -222,7 +220,7 @@ def bench_a(args, workdir: Path, redis_url: str) -> dict:
     n = args.sockets
     print(f"\n(a) {n} idle sockets on one instance; load average {load()}", flush=True)
     flush(redis_url)
-    ours, port = start_ours(workdir, "a-ours", ours_redis(args, redis_url), args.ours_gc_freeze)
+    ours, port = start_ours(workdir, "a-ours", ours_redis(args, redis_url))
     try:
         urls = [f"ws://127.0.0.1:{port}/ws/notifications?token={t}" for t in tokens(USERS, n)]
         mine = measure_memory(ours.proc.pid, urls, args, hello=True)
@@ -337,8 +335,7 @@ def fanout(kind: str, args, workdir: Path, redis_url: str, *, stop_b: bool, pad:
     """One fan-out run of `kind` ("ours" or "bare"); see the module doc."""
     flush(redis_url)
     label = f"{'c' if stop_b else 'b'}-{kind}"
-    starter = (functools.partial(start_ours, gc_freeze=args.ours_gc_freeze) if kind == "ours"
-               else start_bare)
+    starter = start_ours if kind == "ours" else start_bare
     url = ours_redis(args, redis_url) if kind == "ours" else redis_url
     server_a, port_a = starter(workdir, f"{label}-A", url)
     server_b, port_b = starter(workdir, f"{label}-B", url)
@@ -522,9 +519,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--redis-url-options", default="",
                         help="query string appended to ours' REDIS_URL, e.g. max_connections=2000 "
                              "(diagnostic: redis-py reads pool options from the URL)")
-    parser.add_argument("--ours-gc-freeze", action="store_true",
-                        help="diagnostic: run ours through bench/serve_gc_frozen.py (gc.freeze() "
-                             "after start-up)")
     parser.add_argument("--no-bare-c", dest="bare_c", action="store_false",
                         help="(c) skip the bare contrast run")
     args = parser.parse_args(argv)
@@ -549,7 +543,7 @@ def main(argv=None) -> None:
     if limit < need:
         raise SystemExit(f"open-files limit {limit} is below {need}; raise the hard limit")
     print(f"realtime bench: {' '.join(args.which)}{' (quick)' if args.quick else ''}"
-          f"{' (ours with gc.freeze)' if args.ours_gc_freeze else ''}; "
+          "; "
           f"{os.cpu_count()} CPUs shared by servers, redis and {args.client_procs} client "
           f"processes; open-files limit {limit}; load average {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hwc3d-rtbench-") as tmp:

@@ -9,8 +9,9 @@ A notification document (seed 001 §18, seed 004 `Notification`)::
 as event `type` on the user's channel `notifications:<user_id>` (DESIGN §4). Types in use:
 new_follower, model_liked, model_purchased, comment_received, bounty_application,
 model_approved, model_rejected, ticket_reply, community_approved, announcement. Reading a
-support ticket marks its `ticket_reply` notifications read (`mark_read_where`). Direct messages are delivered live
-on the same channel as `direct_message` events but are NOT stored here (see
+support ticket marks its `ticket_reply` notifications read (`mark_read_where`). Direct
+messages are delivered live on the same channel as `direct_message` events but are NOT
+stored here (see
 `documents.messages`): a conversation keeps its own unread count.
 """
 from __future__ import annotations

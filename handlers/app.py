@@ -21,8 +21,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from config import Settings
 from config.logs import request_id_var
-from documents import db as documents_db
 from documents import accounts, outbox, payments, seed
+from documents import db as documents_db
 from documents.common import render
 from handlers.base import NotFoundHandler
 from handlers.metrics import Metrics

@@ -17,7 +17,8 @@ in the reply):
 
     {"type": "message", "content": str, "attachments": [url]}   support, community (writers)
     {"type": "typing", "is_typing": bool}                       support, community (writers)
-    {"type": "read", "id": str} | {"type": "read", "all": true}  notifications; ack elsewhere
+    {"type": "read", "id": str} | {"type": "read", "all": true}  notifications (one / all read)
+    {"type": "read"}                                            support: marks the ticket read
     {"type": "ping"}                                            → pong
 
 A bad frame gets ``{"type": "error", "data": {"error_code", "detail", "field_errors"?}}`` and
@@ -338,6 +339,11 @@ class SupportSocket(ChannelSocket):
                                             frame["content"], frame["attachments"],
                                             settings=self.services.settings)
         self.ack(frame, id=message["id"])
+
+    async def frame_read(self, frame: dict) -> None:
+        """The caller has read the ticket (`support.mark_read`): ack with `unread_count` 0."""
+        await support.mark_read(self.db, self.ticket_id, await self.sender())
+        self.ack(frame, ticket_id=str(self.ticket_id), unread_count=0)
 
 
 class CommunitySocket(ChannelSocket):

@@ -15,8 +15,14 @@
 - Presence (support, community): joining adds the socket to the channel's presence and, for
   a user's first socket, publishes `presence_joined`; leaving publishes `presence_left` when
   the user's last socket goes. Presence and typing events are transient: offset null, not in
-  history. A heartbeat task keeps this instance alive in Redis and sweeps entries of dead
-  instances (announcing `presence_left`).
+  history. Joining and leaving cost O(1) in Redis (per-user socket counts); the `presence`
+  frame lists at most `presence.SNAPSHOT_LIMIT` users with the exact `count` and
+  `staff_online`. A heartbeat task keeps this instance alive in Redis, puts its counts back
+  when its mark had lapsed (Redis restarted, or it looked dead), and sweeps the counts of
+  dead instances (announcing `presence_left`).
+- Recovery reasons in the `recovered` frame: `invalid_since`, `history_expired`,
+  `history_unavailable` (Redis unreachable) and `history_busy` (no Redis connection free
+  within the pool's wait, after retries: this instance is overloaded, Redis is fine).
 
 Frames (server → client): ``{"type", "channel", "offset", "data", "ts"}``; on join a socket
 gets ``connected`` ({channel, offset: latest offset, user_id}), ``presence`` (when tracked),

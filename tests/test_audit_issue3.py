@@ -89,8 +89,6 @@ async def test_read_is_for_the_owner_and_support_staff_only(api, tokens, service
 
 
 @pytest.mark.gen_test
-@pytest.mark.xfail(strict=True, reason="needs SupportSocket.frame_read → support.mark_read "
-                   "in handlers/sockets.py (lead's file); remove this mark once it is there")
 async def test_read_frame_on_the_support_socket_marks_the_ticket_read(
         http_server, base_url, api, tokens, services):
     buyer, admin = await tokens(BUYER), await tokens(ADMIN)
