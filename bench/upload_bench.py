@@ -160,6 +160,7 @@ async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="hwc3d-bench-"))
     glb = work / "big.glb"
     faces = make_glb(glb, args.subdivisions)
+    size_mb = glb.stat().st_size / 1e6  # (the work folder is gone by the time we print)
     small = work / "small.glb"
     make_glb(small, 2)
     port = free_port()
@@ -197,7 +198,6 @@ async def main(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           "(other processes compete for the CPU when it is above the CPU count)")
     body = result["body"]
-    size_mb = glb.stat().st_size / 1e6
     print(f"upload of a {size_mb:.1f} MB GLB ({faces} faces): HTTP {result['status']}, "
           f"poly_count={body.get('poly_count')}, analyzed={body.get('analyzed')}, "
           f"total {finished - started:.2f} s (body sent after {sent.get('at', finished) - started:.2f} s)")

@@ -519,3 +519,8 @@ async def chat_page(db, community: dict, *, page: int, limit: int) -> tuple[list
     senders = await users.get_many(db, [d["sender_id"] for d in docs])
     return [{**render(d), "sender": users.render_brief(senders.get(d["sender_id"]))}
             for d in docs], meta
+
+
+async def count_pending_requests(db, community_id) -> int:
+    """How many join requests of `community_id` wait for approval (admin community view)."""
+    return await db[MEMBERS].count_documents({"community_id": community_id, "status": "pending"})

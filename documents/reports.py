@@ -161,3 +161,8 @@ async def resolve(db, report_id: Any, moderator: dict, action: str,
              "status": "pending"}, {"$set": closing})
     return render_report(doc, await users.get_many(db, [doc["reporter_id"], moderator["_id"]]))
 
+
+
+async def count_pending(db, *, community_id) -> int:
+    """How many reports about content of `community_id` are still pending."""
+    return await db[REPORTS].count_documents({"community_id": community_id, "status": "pending"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 
 import pytest
@@ -150,14 +151,19 @@ async def test_presence_stays_exact_through_many_joins_and_leaves_on_two_instanc
 
         # Each user was announced joined on a first socket and left on a last one: what
         # the watcher saw adds up to who is there now.
-        await asyncio.sleep(0.3)
-        balance: dict[str, int] = {}
-        for f in watcher.frames:
-            if f["type"] in ("presence_joined", "presence_left"):
-                step = 1 if f["type"] == "presence_joined" else -1
-                balance[f["data"]["user_id"]] = balance.get(f["data"]["user_id"], 0) + step
-        assert {u for u, n in balance.items() if n == 1} == present
-        assert all(n in (0, 1) for n in balance.values())
+        def balance() -> dict[str, int]:
+            out: dict[str, int] = {}
+            for f in watcher.frames:
+                if f["type"] in ("presence_joined", "presence_left"):
+                    step = 1 if f["type"] == "presence_joined" else -1
+                    out[f["data"]["user_id"]] = out.get(f["data"]["user_id"], 0) + step
+            return out
+
+        deadline = time.monotonic() + 10  # cross-instance events arrive through Redis
+        while {u for u, n in balance().items() if n == 1} != present:
+            assert time.monotonic() < deadline, balance()
+            await asyncio.sleep(0.02)
+        assert all(n in (0, 1) for n in balance().values())
 
         await asyncio.gather(*(h.leave(c) for h, c in open_conns))
         snapshot = await hubs[0].presence_snapshot(channel)

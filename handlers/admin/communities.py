@@ -116,10 +116,8 @@ class AdminCommunitiesHandler(CommunityBase):
 class AdminCommunityHandler(CommunityBase):
     async def reply_details(self, community: dict) -> None:
         out = await communities.render_one(self.db, community, self.current_user)
-        out["pending_requests"] = await self.db[communities.MEMBERS].count_documents(
-            {"community_id": community["_id"], "status": "pending"})
-        out["pending_reports"] = await self.db[reports.REPORTS].count_documents(
-            {"community_id": community["_id"], "status": "pending"})
+        out["pending_requests"] = await communities.count_pending_requests(self.db, community["_id"])
+        out["pending_reports"] = await reports.count_pending(self.db, community_id=community["_id"])
         out["recent_actions"] = await admin_actions.recent_for(self.db, "community",
                                                                community["_id"])
         self.write_json(out)
