@@ -7,7 +7,8 @@
   token=...)`` returns a `Reply` with `.status`, `.json`, `.headers`.
 - `tokens` — ``await tokens("buyer@hwc3d.com")`` signs a demo account in (a real session,
   issued by `documents.sessions`) and returns its access token.
-- `redis_url` — a `redis-server` started for the session on a free port.
+- `redis_url` — a `redis-server` started for the session on a free port; `own_redis` — one
+  of the test's own (`RedisProcess`: `.url`, `.kill()`, `.start()`).
 """
 from __future__ import annotations
 
@@ -107,30 +108,60 @@ def tokens(services):
     return sign_in
 
 
+class RedisProcess:
+    """A redis-server of the tests' own (the Debian package `redis-server`) on a free port,
+    that a test can kill and start again on the same port."""
+
+    def __init__(self, workdir):
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        self.port, self.workdir, self.proc = free_port(), workdir, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it and wait (10 s at most) until it accepts connections."""
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.proc.kill()
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Stop it (SIGKILL) and wait for the process to end."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """A private redis-server for the test session (the Debian package `redis-server`)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    """The URL of a redis-server shared by the whole test session."""
+    process = RedisProcess(tmp_path_factory.mktemp("redis"))
+    process.start()
+    yield process.url
+    process.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test alone, so that the test can kill and restart it."""
+    process = RedisProcess(tmp_path)
+    process.start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,8 @@ origins, request ids, the JSON error format (400/404/405/422/500), metrics and r
 Two small test-only handlers are added to the real Application: one with a JSON body
 schema, one that fails with an unexpected exception."""
 import logging
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
-import redis
 from marshmallow import fields, validate
 
 from handlers.app import make_app
@@ -185,47 +180,20 @@ async def test_metrics_count_requests_by_route(api):
 
 # ----------------------------------------------------------------- readiness with Redis
 
-@pytest.fixture
-def doomed_redis(tmp_path):
-    """A redis-server of this test alone, so that the test can stop it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.02)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
 
 
 class TestReadiness:
     @pytest.fixture
-    def settings_overrides(self, doomed_redis):
-        return {"redis_url": doomed_redis[0]}
+    def settings_overrides(self, own_redis):
+        return {"redis_url": own_redis.url}
 
     @pytest.mark.gen_test
-    async def test_readyz_reports_redis_and_503_when_it_is_gone(self, api, doomed_redis):
+    async def test_readyz_reports_redis_and_503_when_it_is_gone(self, api, own_redis):
         reply = await api("GET", "/readyz")
         assert reply.status == 200
         assert reply.json == {"status": "ready",
                               "checks": {"mongodb": True, "storage": True, "redis": True}}
-        proc = doomed_redis[1]
-        proc.terminate()
-        proc.wait(timeout=10)
+        own_redis.stop()
         reply = await api("GET", "/readyz")
         assert reply.status == 503
         assert reply.json["status"] == "unavailable" and reply.json["checks"]["redis"] is False

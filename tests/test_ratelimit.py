@@ -3,10 +3,6 @@ set (so that a limit holds across instances) and in-process otherwise; 429
 RATE_LIMIT_EXCEEDED with `retry_after` and `Retry-After`; RATE_LIMITS_ENABLED=false turns
 them off. The limited routes here are small test-only handlers added to the real
 Application, one per limit kind, so that the counts do not depend on any other area."""
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 import redis
@@ -206,37 +202,12 @@ async def test_limit_holds_across_two_instances_sharing_redis(api, services, tmp
 
 # ----------------------------------------------------------------- Redis down
 
-@pytest.fixture
-def doomed_redis(tmp_path):
-    """A redis-server of this test alone, so that the test can stop it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.02)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
 
 
 @pytest.mark.gen_test
-async def test_requests_pass_when_redis_is_down(doomed_redis, tmp_path, caplog):
-    url, proc = doomed_redis
-    services = await open_services(make_settings(tmp_path, redis_url=url, rate_limits_enabled=True,
+async def test_requests_pass_when_redis_is_down(own_redis, tmp_path, caplog):
+    services = await open_services(make_settings(tmp_path, redis_url=own_redis.url,
+                                                  rate_limits_enabled=True,
                                                   rate_limit_anonymous=RateLimit(1, 60)))
     sock, port = bind_unused_port()
     server = HTTPServer(build_app(services))
@@ -246,8 +217,7 @@ async def test_requests_pass_when_redis_is_down(doomed_redis, tmp_path, caplog):
         fetch = f"http://127.0.0.1:{port}/api/_test/open"
         assert (await client.fetch(fetch, raise_error=False)).code == 200
         assert (await client.fetch(fetch, raise_error=False)).code == 429
-        proc.terminate()
-        proc.wait(timeout=10)
+        own_redis.stop()
         codes = [(await client.fetch(fetch, raise_error=False)).code for _ in range(3)]
         assert codes == [200, 200, 200]
         assert "Redis unreachable" in caplog.text

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -264,43 +261,6 @@ async def test_redis_subscribes_only_to_channels_with_local_subscribers(cluster)
 
 
 # --------------------------------------------------------------------------- Redis outage
-
-class RedisProcess:
-    """A redis-server of the test's own, that can be killed and restarted on its port."""
-
-    def __init__(self, workdir):
-        self.port, self.workdir, self.proc = free_port(), workdir, None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed")
-    process = RedisProcess(tmp_path)
-    process.start()
-    yield process
-    if process.proc.poll() is None:
-        process.kill()
-
 
 @pytest.mark.gen_test(timeout=40)
 async def test_redis_going_away_and_coming_back(tmp_path, own_redis):
