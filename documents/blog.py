@@ -50,9 +50,10 @@ from documents.common import (
     paginate,
     render,
     search_regex,
+    thread_root,
     utcnow,
 )
-from documents.errors import Conflict, Invalid, NotFound
+from documents.errors import Conflict, NotFound
 
 POSTS = "blog_posts"
 COMMENTS = "blog_comments"
@@ -413,24 +414,13 @@ async def share(db, post: dict) -> int:
     return int(after["shares"])
 
 
-async def _thread_root(db, post: dict, parent_id) -> dict:
-    """The top-level comment whose thread a reply to `parent_id` joins. Raises Invalid (422
-    on `parent_id`) when it is no live comment of `post`."""
-    oid = object_id(parent_id)
-    parent = await db[COMMENTS].find_one({"_id": oid, "post_id": post["_id"]}) if oid else None
-    if parent is None or parent.get("is_deleted"):
-        raise Invalid({"parent_id": ["No such comment on this post"]})
-    if parent.get("parent_id") is not None:
-        parent = await db[COMMENTS].find_one({"_id": parent["parent_id"]}) or parent
-    return parent
-
-
 async def add_comment(db, post: dict, user: dict, content: str, parent_id=None) -> dict:
     """Store a comment of `user` on the published `post` (1–2000 characters, bounded by the
     handler's schema); `parent_id` (hex) makes it a reply. Bumps `comment_count` (and the
     root's `reply_count`). Returns the document. Raises Invalid (unknown parent), NotFound
     (post vanished)."""
-    root = await _thread_root(db, post, parent_id) if parent_id is not None else None
+    root = (await thread_root(db, COMMENTS, ("post_id", post["_id"]), parent_id, "post")
+            if parent_id is not None else None)
     doc = {"post_id": post["_id"], "author_id": user["_id"], "content": content,
            "parent_id": root["_id"] if root else None, "reply_count": 0,
            "is_deleted": False, "created_at": utcnow()}

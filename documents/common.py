@@ -17,7 +17,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import DuplicateKeyError
 
-from documents.errors import NotFound
+from documents.errors import Invalid, NotFound
 
 
 def utcnow() -> datetime:
@@ -125,6 +125,23 @@ def omit(doc: Mapping[str, Any], keys: Iterable[str]) -> dict:
 def search_regex(text: str) -> dict:
     """A case-insensitive `$regex` condition matching `text` literally (regex-escaped)."""
     return {"$regex": re.escape(text.strip()), "$options": "i"}
+
+
+async def thread_root(db, comments: str, owner: tuple[str, Any], parent_id, what: str) -> dict:
+    """The top-level comment whose thread a reply to `parent_id` joins (replies are one level
+    deep: a reply to a reply joins its root's thread).
+
+    `owner` is the (field, id) the comment must belong to, e.g. ``("model_id", model_id)``.
+    Raises Invalid (422 on `parent_id`) when `parent_id` is no live comment of that owner.
+    """
+    oid = object_id(parent_id)
+    field, owner_id = owner
+    parent = await db[comments].find_one({"_id": oid, field: owner_id}) if oid else None
+    if parent is None or parent.get("is_deleted"):
+        raise Invalid({"parent_id": [f"No such comment on this {what}"]})
+    if parent.get("parent_id") is not None:
+        parent = await db[comments].find_one({"_id": parent["parent_id"]}) or parent
+    return parent
 
 
 async def counted_insert(db, records: str, doc: dict, counter: Callable[[int], Awaitable],

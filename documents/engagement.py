@@ -37,12 +37,12 @@ from documents.common import (
     counted_delete,
     counted_insert,
     iso,
-    object_id,
     paginate,
     render,
+    thread_root,
     utcnow,
 )
-from documents.errors import Conflict, Invalid, NotFound
+from documents.errors import Conflict, NotFound
 
 LIKES = "model_likes"
 COMMENTS = "model_comments"
@@ -114,20 +114,6 @@ async def has_liked(db, user_id, model_id) -> bool:
 
 # --------------------------------------------------------------------------- comments
 
-async def _thread_root(db, model: dict, parent_id) -> dict:
-    """The top-level comment whose thread a reply to `parent_id` joins.
-
-    Raises Invalid (422 on `parent_id`) when it is no live comment of `model`.
-    """
-    oid = object_id(parent_id)
-    parent = await db[COMMENTS].find_one({"_id": oid, "model_id": model["_id"]}) if oid else None
-    if parent is None or parent.get("is_deleted"):
-        raise Invalid({"parent_id": ["No such comment on this model"]})
-    if parent.get("parent_id") is not None:
-        parent = await db[COMMENTS].find_one({"_id": parent["parent_id"]}) or parent
-    return parent
-
-
 async def add_comment(db, model: dict, user: dict, content: str, parent_id=None) -> dict:
     """Store a comment of `user` on `model` (seed 000 §3 `POST .../comments`), 1–2000 chars
     (the schema strips and bounds it). `parent_id` (hex) makes it a reply (module docstring).
@@ -135,7 +121,8 @@ async def add_comment(db, model: dict, user: dict, content: str, parent_id=None)
     Bumps the model's `comment_count` (and the root's `reply_count`). Returns the document.
     Raises Invalid (422) for an unknown `parent_id`; NotFound when the model vanished.
     """
-    root = await _thread_root(db, model, parent_id) if parent_id is not None else None
+    root = (await thread_root(db, COMMENTS, ("model_id", model["_id"]), parent_id, "model")
+            if parent_id is not None else None)
     now = utcnow()
     doc = {"model_id": model["_id"], "user_id": user["_id"], "content": content,
            "parent_id": root["_id"] if root else None, "reply_count": 0, "likes": 0,
