@@ -29,7 +29,7 @@ from datetime import timedelta
 import pyotp
 
 from config import ConfigError, Settings
-from documents import sessions, users
+from documents import content, sessions, users
 from documents.errors import Conflict, DomainError, Forbidden, Unauthorized
 
 VERIFY_EMAIL = "verify_email"
@@ -73,13 +73,22 @@ def normalize_login(login: str) -> str:
 
 # --------------------------------------------------------------------------- credentials
 
+async def ensure_registrations_open(db) -> None:
+    """Raises Forbidden REGISTRATIONS_CLOSED (403) when `allow_registrations` is off in the
+    platform settings (admin settings page): no new account, by password or OAuth."""
+    if not await content.registrations_open(db):
+        raise Forbidden("New registrations are closed", "REGISTRATIONS_CLOSED")
+
+
 async def register(db, settings: Settings, *, email: str, username: str, password: str,
                    full_name: str | None = None, user_type: str = "buyer") -> dict:
     """Create an unverified account; returns the user document.
 
     `user_type` is "buyer" or "creator" (staff roles are never given here). Raises Conflict
-    EMAIL_ALREADY_EXISTS / USERNAME_ALREADY_EXISTS (409).
+    EMAIL_ALREADY_EXISTS / USERNAME_ALREADY_EXISTS (409), Forbidden REGISTRATIONS_CLOSED
+    (403) when an admin closed sign-ups in the platform settings.
     """
+    await ensure_registrations_open(db)
     if await users.get_by_email(db, email):
         raise Conflict("An account with this email already exists", "EMAIL_ALREADY_EXISTS")
     if await users.get_by_login(db, username):
@@ -330,6 +339,7 @@ async def _link(db, user: dict, profile: dict, field: str) -> dict:
 
 
 async def _create(db, profile: dict, field: str) -> dict:
+    await ensure_registrations_open(db)
     base = _username_base(profile)
     for attempt in range(8):
         suffix = f"_{secrets.randbelow(10**4):04d}"

@@ -233,6 +233,12 @@ def default_settings(server_settings) -> dict:
             "updated_at": None, "updated_by": None}
 
 
+async def registrations_open(db) -> bool:
+    """False once an admin turned `allow_registrations` off in the platform settings."""
+    stored = await db[SETTINGS].find_one({"_id": SETTINGS_ID}, {"allow_registrations": 1}) or {}
+    return stored.get("allow_registrations", True) is not False
+
+
 async def get_settings(db, server_settings) -> dict:
     """The platform settings document (defaults for fields never set), plus the read-only
     `platform_fee_percent`."""

@@ -525,3 +525,21 @@ async def test_admin_with_a_granted_permission(api, tokens, services):
     assert (await api("GET", "/api/admin/emails/history", token=token)).json["total"] == 1
     assert (await api("GET", "/api/admin/testimonials", token=token)).status == 403
     assert (await api("GET", "/api/admin/settings", token=await tokens(CREATOR))).status == 403
+
+
+@pytest.mark.gen_test
+async def test_closing_registrations_stops_new_accounts_but_not_sign_ins(api, tokens, services):
+    admin = await tokens(ADMIN)
+    reply = await api("PUT", "/api/admin/settings", token=admin,
+                      json={"allow_registrations": False})
+    assert reply.status == 200 and reply.json["allow_registrations"] is False
+    account = {"email": "late@example.com", "username": "latecomer", "password": "Late1234pass"}
+    reply = await api("POST", "/api/auth/register", json=account)
+    assert reply.status == 403 and reply.json["error_code"] == "REGISTRATIONS_CLOSED"
+    assert await services.db.users.count_documents({"email": "late@example.com"}) == 0
+    login = await api("POST", "/api/auth/login",
+                      json={"email": BUYER, "password": "DemoPass123!"})
+    assert login.status == 200
+
+    await api("PUT", "/api/admin/settings", token=admin, json={"allow_registrations": True})
+    assert (await api("POST", "/api/auth/register", json=account)).status == 201
