@@ -7,6 +7,7 @@
   token=...)`` returns a `Reply` with `.status`, `.json`, `.headers`.
 - `tokens` — ``await tokens("buyer@hwc3d.com")`` signs a demo account in (a real session,
   issued by `documents.sessions`) and returns its access token.
+- `stripe_stub` — the local Stripe API stand-in that the real `stripe` library talks to.
 - `redis_url` — a `redis-server` started for the session on a free port; `own_redis` — one
   of the test's own (`RedisProcess`: `.url`, `.kill()`, `.start()`).
 """
@@ -144,6 +145,17 @@ class RedisProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe_stub(io_loop):
+    """The local stand-in for Stripe's API (`tests/stripe_stub.py`) on a free port."""
+    from stripe_stub import StripeStub
+
+    stub = StripeStub()
+    stub.start(free_port())
+    yield stub
+    stub.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import asyncio
 import pytest
 from bson import ObjectId
 
-from tests.conftest import free_port
 from tests.stripe_stub import (
     BALLOON,
     BUYER,
@@ -19,7 +18,6 @@ from tests.stripe_stub import (
     ROBOT,
     SNOWMAN,
     WIZARD,
-    StripeStub,
     count,
     sign,
     stripe_settings,
@@ -27,14 +25,6 @@ from tests.stripe_stub import (
 
 VISA = {"card_token": "tok_visa", "billing_address": {"line1": "1 Main St", "country": "US"}}
 THREE_DS = {"payment_method_id": "pm_card_threeDSecure2Required"}
-
-
-@pytest.fixture
-def stripe_stub(io_loop):
-    stub = StripeStub()
-    stub.start(free_port())
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 
 import pytest
 from bson import ObjectId
-from conftest import free_port
 from conftest import test_settings as settings_for
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.httpserver import HTTPServer
+from instances import Instance, start_instance, stop_instance
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from documents import sessions, users
-from handlers.app import close_services, make_app, open_services
 
 GAME, INSIDERS = "653000000000000000000001", "653000000000000000000002"
 TIMEOUT = 5.0
@@ -28,21 +25,7 @@ TIMEOUT = 5.0
 # The pattern of tests/test_realtime.py: each instance has its own services, hub and HTTP
 # server on its own port; the second one uses the first one's document store.
 
-@dataclass
-class Instance:
-    services: object
-    server: HTTPServer
-    base_url: str
-
-    async def call(self, method: str, path: str, token: str | None = None, body=None):
-        """A REST call on this instance; returns (status, parsed body)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        raw = json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None)
-        response = await AsyncHTTPClient().fetch(
-            HTTPRequest(self.base_url + path, method=method, headers=headers, body=raw,
-                        request_timeout=10, allow_nonstandard_methods=True), raise_error=False)
-        return response.code, json.loads(response.body) if response.body else None
-
+class CommunityInstance(Instance):
     async def sign_in(self, email: str) -> str:
         user = await users.get_by_email(self.services.db, email)
         pair = await sessions.start_session(self.services.db, self.services.settings, user)
@@ -57,29 +40,14 @@ class Instance:
         return conn
 
 
-async def start_instance(settings, db=None) -> Instance:
-    services = await open_services(settings, seed_fixtures=db is None)
-    if db is not None:
-        services.db = db
-    server = HTTPServer(make_app(services))
-    port = free_port()
-    server.listen(port, "127.0.0.1")
-    return Instance(services, server, f"http://127.0.0.1:{port}")
-
-
-async def stop_instance(instance: Instance) -> None:
-    instance.server.stop()
-    await close_services(instance.services)
-
-
 @pytest.fixture
 def cluster(io_loop, tmp_path, redis_url):
     """Two instances (A, B) on the session's redis-server sharing one document store."""
     settings = settings_for(tmp_path, redis_url=redis_url)
 
     async def start():
-        a = await start_instance(settings)
-        return a, await start_instance(settings, db=a.services.db)
+        a = await start_instance(settings, cls=CommunityInstance)
+        return a, await start_instance(settings, db=a.services.db, cls=CommunityInstance)
 
     a, b = io_loop.run_sync(start, timeout=30)
     yield a, b

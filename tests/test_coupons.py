@@ -12,7 +12,6 @@ from bson import ObjectId
 
 from documents import cart, orders
 from documents.common import utcnow
-from tests.conftest import free_port
 from tests.stripe_stub import (
     ADMIN,
     BUYER,
@@ -20,21 +19,12 @@ from tests.stripe_stub import (
     MODERATOR,
     ROBOT,
     WIZARD,
-    StripeStub,
     count,
     stripe_settings,
 )
 
 VISA = {"card_token": "tok_visa"}
 THREE_DS = {"payment_method_id": "pm_card_threeDSecure2Required"}
-
-
-@pytest.fixture
-def stripe_stub(io_loop):
-    stub = StripeStub()
-    stub.start(free_port())
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -8,16 +8,7 @@ import asyncio
 import pytest
 from bson import ObjectId
 
-from tests.conftest import free_port
-from tests.stripe_stub import StripeStub, stripe_settings
-
-
-@pytest.fixture
-def stripe_stub(io_loop):
-    stub = StripeStub()
-    stub.start(free_port())
-    yield stub
-    stub.stop()
+from tests.stripe_stub import stripe_settings
 
 
 @pytest.fixture

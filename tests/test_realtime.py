@@ -11,12 +11,11 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from bson import ObjectId
-from conftest import free_port
 from conftest import test_settings as settings_for
+from instances import Instance, start_instance, stop_instance
 from test_sockets import (
     BUYER,
     connect,
@@ -29,52 +28,12 @@ from test_sockets import (
     until,
     ws_url,
 )
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.httpserver import HTTPServer
 
-from handlers.app import close_services, make_app, open_services
 from realtime.broker import MemoryBroker, RedisBroker
 from realtime.hub import Hub
 from realtime.presence import RedisPresence
 
 # --------------------------------------------------------------------------- instances
-
-@dataclass
-class Instance:
-    services: object
-    server: HTTPServer
-    base_url: str
-
-    @property
-    def hub(self):
-        return self.services.hub
-
-    async def call(self, method: str, path: str, token: str | None = None, json_body=None):
-        """A REST call on this instance; returns (status, parsed body)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        body = json.dumps(json_body) if json_body is not None else (
-            b"" if method in ("POST", "PUT") else None)
-        response = await AsyncHTTPClient().fetch(
-            HTTPRequest(self.base_url + path, method=method, headers=headers, body=body,
-                        request_timeout=10), raise_error=False)
-        return response.code, json.loads(response.body) if response.body else None
-
-
-async def start_instance(settings, db=None) -> Instance:
-    """An instance on a free port; with `db`, it shares that document store."""
-    services = await open_services(settings, seed_fixtures=db is None)
-    if db is not None:
-        services.db = db
-    server = HTTPServer(make_app(services))
-    port = free_port()
-    server.listen(port, "127.0.0.1")
-    return Instance(services, server, f"http://127.0.0.1:{port}")
-
-
-async def stop_instance(instance: Instance) -> None:
-    instance.server.stop()
-    await close_services(instance.services)
-
 
 @pytest.fixture
 def cluster_settings(tmp_path, redis_url, settings_overrides):

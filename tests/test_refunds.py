@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
-from tests.conftest import free_port
 from tests.stripe_stub import (
     ADMIN,
     BUYER,
@@ -13,20 +12,11 @@ from tests.stripe_stub import (
     MODERATOR,
     ROBOT,
     WIZARD,
-    StripeStub,
     count,
     stripe_settings,
 )
 
 VISA = {"card_token": "tok_visa"}
-
-
-@pytest.fixture
-def stripe_stub(io_loop):
-    stub = StripeStub()
-    stub.start(free_port())
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import free_port
-from tests.stripe_stub import StripeStub, stripe_settings
+from tests.stripe_stub import stripe_settings
 
 BUYER_ID = "650000000000000000000005"
-
-
-@pytest.fixture
-def stripe_stub(io_loop):
-    stub = StripeStub()
-    stub.start(free_port())
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture
