@@ -1,4 +1,4 @@
-"""A bare Tornado WebSocket fan-out server: the yardstick of `bench/realtime_bench.py` (issue 3 §6).
+"""A bare Tornado WebSocket fan-out server: the yardstick of `bench/realtime_bench.py`.
 
     python bench/bare_ws_server.py --port 9100 --redis redis://127.0.0.1:6379/0
 

@@ -1,19 +1,21 @@
-"""HTTP throughput of the API beside a bare Tornado JSON handler (issue 2 §12b).
+"""HTTP throughput of the API beside a bare Tornado handler on the same store.
 
-    .venv/bin/python bench/http_bench.py [--duration 10] [--connections 50] [--client auto]
+    .venv/bin/python bench/http_bench.py [--store both|embedded|wire] [--duration 10]
+        [--connections 50] [--client auto]
 
-Starts `server.py` (embedded default, seeded fixtures, RATE_LIMITS_ENABLED=false) and
-`bench/bare_server.py` (answering the very bytes our server answered, per path) as two
-processes, then loads each with `--connections` concurrent keep-alive connections for
-`--duration` seconds per route:
+For each store — the in-memory one (`embedded`) and a SecantusDB wire server (`wire`,
+`secantusd-py` of requirements-dev, started on a free port) — starts `server.py` (seeded
+fixtures, RATE_LIMITS_ENABLED=false) and `bench/bare_server.py`, which runs the same store
+query and encodes the documents it gets, nothing else (same database for the wire store; the
+same fixture documents for the embedded one). Loads each with `--connections` concurrent
+keep-alive connections for `--duration` seconds per route:
 
 - `GET /api/models/{id}` (the first id of `GET /api/models?limit=1`)
 - `GET /api/models?limit=20`
 
-and prints requests/s, p50 and p99 latency for ours and bare, the ratio ours/bare, and each
+and prints requests/s, p50 and p99 latency for hwc3d and bare, the ratio hwc3d/bare, and each
 server's CPU milliseconds per request (from /proc: steadier than requests/s when the machine is
 shared, since other load stretches the clock but not the work per request).
-Falls back to `/api/categories` when the model routes answer nothing.
 
 Load client: `wrk` when it is installed (`apt-get install wrk`; one thread, it is not the
 bottleneck), else a Python client: several processes each running asyncio keep-alive
@@ -206,45 +208,62 @@ def load(url: str, args: argparse.Namespace, client: str, server: Process) -> di
     return result
 
 
-def targets(base: str) -> tuple[list[tuple[str, str]], str | None]:
-    """[(label, path)] to measure, and a note when the model routes are missing."""
+def targets(base: str) -> list[tuple[str, str]]:
+    """[(label, path)] to measure: one public model and the first page of the catalog."""
     status, raw = fetch(f"{base}/api/models?limit=1")
     items = json.loads(raw).get("items") if status == 200 else None
-    if items:
-        model_id = items[0]["id"]
-        return [(f"GET /api/models/{model_id}", f"/api/models/{model_id}"),
-                ("GET /api/models?limit=20", "/api/models?limit=20")], None
-    return [("GET /api/categories", "/api/categories")], (
-        f"GET /api/models?limit=1 answered {status} with no items: measured /api/categories")
+    if not items:
+        raise SystemExit(f"GET /api/models?limit=1 answered {status} with no items")
+    model_id = items[0]["id"]
+    return [("GET /api/models/{id}", f"/api/models/{model_id}"),
+            ("GET /api/models?limit=20", "/api/models?limit=20")]
 
 
-def start_servers(workdir: Path) -> tuple[Process, int]:
+def start_wire_store(workdir: Path) -> tuple[Process, str]:
+    """A SecantusDB daemon (`secantusd-py`, requirements-dev) on a free port; its URL."""
+    binary = Path(sys.executable).with_name("secantusd-py")
+    if not binary.exists():
+        raise SystemExit("secantusd-py is not installed (pip install -r requirements-dev.txt)")
     port = free_port()
-    env = {**os.environ, "RATE_LIMITS_ENABLED": "false", "SEED_FIXTURES": "true",
-           "PYTHONUNBUFFERED": "1"}
+    store = Process([str(binary), "--host", "127.0.0.1", "--port", str(port), "--storage-path",
+                     str(workdir / "secantus"), "--log-level", "WARNING"], workdir,
+                    dict(os.environ), workdir / "secantusd.log")
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return store, url
+        except OSError:
+            if time.monotonic() > deadline or store.proc.poll() is not None:
+                store.stop()
+                raise SystemExit(f"secantusd-py did not start (see {workdir / 'secantusd.log'})") from None
+            time.sleep(0.1)
+
+
+def start_ours(workdir: Path, store_url: str | None) -> tuple[Process, int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "REDIS"))}
+    env.update({"RATE_LIMITS_ENABLED": "false", "SEED_FIXTURES": "true", "PYTHONUNBUFFERED": "1",
+                "DATA_DIR": str(workdir / "data")})
+    if store_url:
+        env.update({"MONGODB_URL": store_url, "MONGODB_DB": "bench"})
     ours = Process([sys.executable, str(ROOT / "server.py"), "--port", str(port), "--seed"],
                    workdir, env, workdir / "server.log")
     ours.wait_for("HWC3D server on")
     return ours, port
 
 
-def start_bare(workdir: Path, base: str, paths: list[str]) -> tuple[Process, int, dict]:
-    """The bare server answering, for each path, the bytes ours answered."""
-    argv = [sys.executable, str(ROOT / "bench" / "bare_server.py")]
-    sizes = {}
-    for i, path in enumerate(paths):
-        status, body = fetch(base + path)
-        if status != 200:
-            raise SystemExit(f"GET {path} answered {status}: {body[:200]!r}")
-        target = workdir / f"payload{i}.json"
-        target.write_bytes(body)
-        bare_path = f"/p{i}"
-        argv += ["--body", f"{bare_path}={target}"]
-        sizes[path] = (bare_path, len(body))
+def start_bare(workdir: Path, store_url: str | None) -> tuple[Process, int]:
+    """The bare server on the same store (the same database for the wire store; the same
+    fixture documents in an in-memory store of its own for the embedded one)."""
     port = free_port()
-    bare = Process(argv + ["--port", str(port)], workdir, dict(os.environ), workdir / "bare.log")
+    argv = [sys.executable, str(ROOT / "bench" / "bare_server.py"), "--port", str(port)]
+    if store_url:
+        argv += ["--mongodb-url", store_url, "--mongodb-db", "bench"]
+    bare = Process(argv, workdir, dict(os.environ), workdir / "bare.log")
     bare.wait_for("bare server on")
-    return bare, port, sizes
+    return bare, port
 
 
 def main() -> None:
@@ -254,53 +273,64 @@ def main() -> None:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes of the Python client")
+    parser.add_argument("--store", choices=("embedded", "wire", "both"), default="both",
+                        help="the in-memory store, a SecantusDB wire server, or both in turn")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
     if client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), use --client python")
-
-    with tempfile.TemporaryDirectory(prefix="hwc3d-bench-") as tmp:
-        workdir = Path(tmp)
-        ours, port = start_servers(workdir)
-        bare = None
-        try:
-            base = f"http://127.0.0.1:{port}"
-            measured, note = targets(base)
-            bare, bare_port, sizes = start_bare(workdir, base, [p for _, p in measured])
-            report(args, client, note, measured, sizes, (base, ours),
-                   (f"http://127.0.0.1:{bare_port}", bare))
-        finally:
-            ours.stop()
-            if bare:
-                bare.stop()
-
-
-def report(args, client, note, measured, sizes, ours_server, bare_server) -> None:
-    """Measure each route on ours and bare (`*_server`: (base URL, Process)) and print."""
-    (base, ours_process), (bare_base, bare_process) = ours_server, bare_server
     how = ("wrk (1 thread)" if client == "wrk"
            else f"Python asyncio keep-alive client ({args.client_processes} processes)")
     print(f"client: {how}; {args.connections} connections, {args.duration:g} s per run; "
           f"{os.cpu_count()} CPUs shared by servers and client; "
           f"load average before: {os.getloadavg()[0]:.2f}")
-    if note:
-        print(f"NOTE: {note}")
-    print(f"{'route':<44} {'server':<6} {'bytes':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'errors':>6} {'cpu ms/req':>10}")
+    print(f"{'store':<8} {'route':<26} {'server':<6} {'bytes':>6} {'req/s':>8} {'p50 ms':>8}"
+          f" {'p99 ms':>8} {'errors':>6} {'cpu ms/req':>10}  ratio")
+    stores = ("embedded", "wire") if args.store == "both" else (args.store,)
+    for store in stores:
+        with tempfile.TemporaryDirectory(prefix="hwc3d-bench-") as tmp:
+            workdir = Path(tmp)
+            running: list[Process] = []
+            try:
+                url = None
+                if store == "wire":
+                    daemon, url = start_wire_store(workdir)
+                    running.append(daemon)
+                ours, port = start_ours(workdir, url)
+                running.append(ours)
+                base = f"http://127.0.0.1:{port}"
+                measured = targets(base)  # also: the store is seeded before bare reads it
+                bare, bare_port = start_bare(workdir, url)
+                running.append(bare)
+                report(args, client, store, measured, (base, ours),
+                       (f"http://127.0.0.1:{bare_port}", bare))
+            finally:
+                for process in reversed(running):
+                    process.stop()
+    print(f"load average after: {os.getloadavg()[0]:.2f} (the machine is shared: compare ratios "
+          f"and CPU per request, not absolute figures, across runs)")
+
+
+def report(args, client, store, measured, ours_server, bare_server) -> None:
+    """Measure each route on ours and bare (`*_server`: (base URL, Process)) and print:
+    the ratio is ours/bare of requests/s, and of CPU per request (bare/ours: 1.0 = no cost
+    of our own)."""
+    (base, ours_process), (bare_base, bare_process) = ours_server, bare_server
     for label, path in measured:
-        bare_path, size = sizes[path]
+        size = len(fetch(base + path)[1])
+        bare_size = len(fetch(bare_base + path)[1])
         ours = load(base + path, args, client, ours_process)
-        bare = load(bare_base + bare_path, args, client, bare_process)
-        for name, result in (("ours", ours), ("bare", bare)):
-            print(f"{label:<44} {name:<6} {size:>6} {result['rps']:>9.0f} {result['p50']:>8.2f}"
-                  f" {result['p99']:>8.2f} {result['errors']:>6} {result['cpu_ms']:>10.3f}")
-        print(f"{'':<44} ratio ours/bare: {ours['rps'] / bare['rps']:.2f} of the requests/s, "
-              f"p50 x{ours['p50'] / bare['p50']:.1f}, p99 x{ours['p99'] / bare['p99']:.1f}, "
-              f"server CPU per request x{ours['cpu_ms'] / bare['cpu_ms']:.1f}")
-    print(f"load average after: {os.getloadavg()[0]:.2f} (the machine is shared: compare ratios, "
-          f"not absolute figures, across runs)")
+        bare = load(bare_base + path, args, client, bare_process)
+        for name, result, nbytes in (("hwc3d", ours, size), ("bare", bare, bare_size)):
+            print(f"{store:<8} {label:<26} {name:<6} {nbytes:>6} {result['rps']:>8.0f}"
+                  f" {result['p50']:>8.2f} {result['p99']:>8.2f} {result['errors']:>6}"
+                  f" {result['cpu_ms']:>10.3f}")
+        print(f"{store:<8} {label:<26} ratio hwc3d/bare: {ours['rps'] / bare['rps']:.2f} of the "
+              f"requests/s, {bare['cpu_ms'] / ours['cpu_ms']:.2f} of the CPU per request "
+              f"(bare/hwc3d), p50 x{ours['p50'] / bare['p50']:.1f}, "
+              f"p99 x{ours['p99'] / bare['p99']:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark (issue 2 §12a, not a test): upload a ~100 MB GLB while polling /healthz.
+"""Benchmark (not a test): upload a ~100 MB GLB while polling /healthz.
 
     .venv/bin/python bench/upload_bench.py [--subdivisions 9] [--poll-ms 10]
 

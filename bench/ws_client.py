@@ -32,7 +32,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 SEQ = re.compile(rb"bench seq=(\d+) t=([0-9.]+)")
-CONTROL = (b'{"type":"connected"', b'{"type":"recovered"', b'{"type":"error"')
+CONTROL = (b'{"type":"connected"', b'{"type":"recovered"', b'{"type":"error"',
+           b'{"type":"resync"')
 TS = b'"ts":"'
 
 
@@ -143,7 +144,7 @@ class Subscriber:
         self.url = spec["url"]
         self.reconnect_url = spec.get("reconnect")
         self.counts = bytearray(worker.max_seq + 1)
-        self.unique = self.dups = self.foreign = 0
+        self.unique = self.dups = self.foreign = self.resyncs = 0
         self.last_offset: int | None = None
         self.offset_gaps = self.offset_repeats = 0
         self.link: Link | None = None
@@ -231,6 +232,8 @@ class Subscriber:
         else:
             self.dups += 1
         self.counts[seq] = min(seen + 1, 255)
+        if w.watch[0] <= seq < w.watch[1]:
+            w.watch_last = max(w.watch_last, now)
         w.latency.append((now - float(match[2])) * 1000.0)
         start = payload.find(TS)
         if start >= 0:
@@ -263,6 +266,8 @@ class Subscriber:
             self._finish_reconnect()
         elif frame["type"] == "error":
             self.w.errors[f"error frame {data.get('error_code')}"] += 1
+        elif frame["type"] == "resync":
+            self.resyncs += 1
 
 
 class Worker:
@@ -273,6 +278,8 @@ class Worker:
         self.hello = options.get("hello", False)       # ready on `connected`, not on upgrade
         self.recover = options.get("recover", False)   # reconnect with &since=<last offset>
         self.concurrency = options.get("concurrency", 25)
+        self.watch = options.get("watch") or (0, 0)     # seqs whose last arrival is kept
+        self.watch_last = 0.0
         self.ready_timeout = options.get("ready_timeout", 120.0)
         self.specs = specs
         self.subs: list[Subscriber] = []
@@ -323,6 +330,7 @@ class Worker:
             "deliveries": sum(s.unique + s.dups for s in self.subs),
             "lost": lost, "lost_subs": lost_subs, "dups": sum(s.dups for s in self.subs),
             "dup_subs": sum(1 for s in self.subs if s.dups),
+            "resyncs": sum(s.resyncs for s in self.subs), "watch_last": self.watch_last,
             "foreign": sum(s.foreign for s in self.subs),
             "offset_gaps": sum(s.offset_gaps for s in self.subs),
             "offset_repeats": sum(s.offset_repeats for s in self.subs),
@@ -438,7 +446,8 @@ def merge_counts(parts) -> dict:
 def merge(parts: list[dict]) -> dict:
     out = {key: sum(p[key] for p in parts) for key in
            ("subs", "frames", "bytes", "deliveries", "lost", "lost_subs", "dups", "dup_subs",
-            "foreign", "offset_gaps", "offset_repeats", "cpu")}
+            "foreign", "offset_gaps", "offset_repeats", "cpu", "resyncs")}
+    out["watch_last"] = max((p.get("watch_last", 0.0) for p in parts), default=0.0)
     for key in ("latency", "hub_latency"):
         values = array.array("d")
         for part in parts:

@@ -2,12 +2,19 @@
 
 Every record carries the request id of the request being served (a context variable that
 the base handler sets), so a log line can be joined to its response's `X-Request-ID`.
+
+Access lines (logger ``hwc3d.access``, one per request) are buffered like nginx's
+``access_log ... buffer=``: held in memory and written together when `ACCESS_LOG_BUFFER`
+lines are held, when one is a warning or worse (a 4xx or 5xx), on the server's one-second
+flush (`AccessLogBuffer.flush`) and at exit. What a SIGKILL'd process held is lost: at most
+one second of access lines. `ACCESS_LOG_BUFFER=0` writes every line at once.
 """
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import logging.handlers
 import sys
 from datetime import datetime, timezone
 
@@ -36,8 +43,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(log_format: str = "text", level: str = "INFO") -> None:
-    """Configure the root logger once for the process."""
+ACCESS_LOGGER = "hwc3d.access"
+
+
+class AccessLogBuffer(logging.handlers.MemoryHandler):
+    """Access records held until `capacity` of them, a warning or worse, or `flush()` (the
+    server calls it every second); then handed to the process's log handler in order."""
+
+    def __init__(self, capacity: int, target: logging.Handler):
+        super().__init__(capacity, flushLevel=logging.WARNING, target=target, flushOnClose=True)
+
+
+def setup_logging(log_format: str = "text", level: str = "INFO",
+                  access_buffer: int = 0) -> AccessLogBuffer | None:
+    """Configure the root logger once for the process; with `access_buffer` > 0 the access
+    lines go through an `AccessLogBuffer` of that many records, which is returned (the
+    caller flushes it every second)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
@@ -48,3 +69,10 @@ def setup_logging(log_format: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    access = logging.getLogger(ACCESS_LOGGER)
+    if access_buffer <= 0:
+        access.handlers[:], access.propagate = [], True
+        return None
+    buffer = AccessLogBuffer(access_buffer, handler)
+    access.handlers[:], access.propagate = [buffer], False
+    return buffer

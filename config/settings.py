@@ -1,7 +1,7 @@
 """Environment variables → a frozen `Settings` object, validated at start-up.
 
 Names follow seed 000 "Environment Variables" where the seed has them. With no variable set,
-every part runs embedded (DESIGN §1): in-memory documents, in-process broker, local-disk
+every part runs embedded (docs/architecture.md §1): in-memory documents, in-process broker, local-disk
 storage under `DATA_DIR`, the test payment provider and a logged email outbox.
 """
 from __future__ import annotations
@@ -71,6 +71,7 @@ class Settings:
     mongodb_url: str | None = None
     mongodb_db: str = "hwc3d"
     redis_url: str | None = None
+    redis_cluster_nodes: tuple[str, ...] = ()
     jwt_secret_key: str = DEFAULT_JWT_SECRET
     jwt_algorithm: str = "HS256"
     access_token_expire_minutes: int = 15
@@ -83,6 +84,7 @@ class Settings:
     s3_region: str = "us-east-1"
     cdn_url: str | None = None
     public_url: str = "http://localhost:8888"
+    frontend_url: str = "http://localhost:8888"  # links in emails (README "Frontend routes")
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -98,6 +100,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     data_dir: Path = Path("data")
     seed_fixtures: bool = True
+    max_json_bytes: int = 1024 * 1024
+    max_header_bytes: int = 64 * 1024
     rate_limits_enabled: bool = True
     rate_limit_auth: RateLimit = RateLimit(5, 60)
     rate_limit_upload: RateLimit = RateLimit(10, 3600)
@@ -110,15 +114,44 @@ class Settings:
     max_attachment_bytes: int = 20 * 1024 * 1024
     analysis_workers: int = 1
     analysis_timeout_seconds: float = 60.0
+    analysis_memory_bytes: int = 2048 * 1024 * 1024
+    image_workers: int = 2
+    image_memory_bytes: int = 1024 * 1024 * 1024
     download_url_ttl_minutes: int = 15
+    earnings_hold_days: int = 14
+    preview_max_faces: int = 300_000
+    preview_max_texture_px: int = 2048
+    preview_timeout_seconds: float = 300.0
     ws_ping_interval: float = 25.0
     ws_ping_timeout: float = 20.0
     ws_max_message_size: int = 64 * 1024
     ws_queue_size: int = 256
     history_size: int = 1000
     history_ttl_seconds: int = 86400
+    outbox_size: int = 10_000
+    presence_coalesce_above: int = 200
     log_format: str = "text"
+    build_version: str = "dev"
+    compress_responses: bool = True
+    accel_redirect_prefix: str | None = None
+    shutdown_grace_seconds: int = 0
     log_level: str = "INFO"
+    access_log_buffer: int = 64
+    jobs_worker: bool = True
+    jobs_concurrency: int = 4
+    jobs_sweep_seconds: int = 30
+    jobs_heartbeat_seconds: int = 30
+    preview_retries: int = 3
+    preview_retry_seconds: float = 30.0
+    email_retries: int = 8
+    email_retry_seconds: float = 10.0
+    cron_renewals: str = "*/5 * * * *"
+    cron_earnings: str = "*/15 * * * *"
+    cron_reclaim: str = "*/5 * * * *"
+    cron_uploads: str = "7 * * * *"
+    unattached_upload_hours: float = 24.0
+    renewal_tries: int = 4
+    renewal_retry_hours: float = 24.0
 
     @property
     def embedded_store(self) -> bool:
@@ -200,6 +233,16 @@ class _Reader:
             raise ConfigError(f"{name} must start with one of {', '.join(schemes)}://, got {raw!r}")
         return raw
 
+    def cron(self, name: str, default: str) -> str:
+        """A cron schedule: 5 fields (minute hour day month weekday), or 6 with seconds last."""
+        from croniter import croniter
+
+        value = self.str(name, default)
+        if not croniter.is_valid(value):
+            raise ConfigError(f"{name} must be a cron schedule such as '*/5 * * * *', "
+                              f"got {value!r}")
+        return value
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         raw = (self.str(name, default) or default).lower()
         if raw not in choices:
@@ -241,7 +284,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
         env=env,
         mongodb_url=read.url("MONGODB_URL", ("mongodb", "mongodb+srv")),
         mongodb_db=read.str("MONGODB_DB", "hwc3d"),
-        redis_url=read.url("REDIS_URL", ("redis", "rediss", "unix")),
+        redis_url=_plain_redis(read),
+        redis_cluster_nodes=_cluster_nodes(read),
         jwt_secret_key=read.str("JWT_SECRET_KEY", DEFAULT_JWT_SECRET),
         jwt_algorithm=read.choice("JWT_ALGORITHM", "HS256", ("hs256", "hs384", "hs512")).upper(),
         access_token_expire_minutes=read.int("ACCESS_TOKEN_EXPIRE_MINUTES", 15, minimum=1),
@@ -254,6 +298,9 @@ def load_settings(environ: Mapping[str, str] | None = None,
         s3_region=read.str("S3_REGION", "us-east-1"),
         cdn_url=read.url("CDN_URL", ("http", "https")),
         public_url=(read.url("PUBLIC_URL", ("http", "https")) or "http://localhost:8888").rstrip("/"),
+        frontend_url=(read.url("FRONTEND_URL", ("http", "https"))
+                      or read.url("PUBLIC_URL", ("http", "https"))
+                      or "http://localhost:8888").rstrip("/"),
         stripe_secret_key=read.str("STRIPE_SECRET_KEY"),
         stripe_webhook_secret=read.str("STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=read.url("STRIPE_API_BASE", ("http", "https")),
@@ -269,7 +316,10 @@ def load_settings(environ: Mapping[str, str] | None = None,
         cors_origins=tuple(o.strip() for o in (read.str("CORS_ORIGINS", "http://localhost:3000")
                                                or "").split(",") if o.strip()),
         data_dir=Path(read.str("DATA_DIR", "data")),
-        seed_fixtures=read.bool("SEED_FIXTURES", True),
+        # demo data only where it is harmless: the in-memory store outside production
+        seed_fixtures=read.bool("SEED_FIXTURES", env != "production" and not read.str("MONGODB_URL")),
+        max_json_bytes=read.int("MAX_JSON_KB", 1024, minimum=1) * 1024,
+        max_header_bytes=read.int("MAX_HEADER_KB", 64, minimum=4) * 1024,
         rate_limits_enabled=read.bool("RATE_LIMITS_ENABLED", True),
         rate_limit_auth=read.rate("RATE_LIMIT_AUTH", RateLimit(5, 60)),
         rate_limit_upload=read.rate("RATE_LIMIT_UPLOAD", RateLimit(10, 3600)),
@@ -282,16 +332,45 @@ def load_settings(environ: Mapping[str, str] | None = None,
         max_attachment_bytes=read.int("MAX_ATTACHMENT_MB", 20, minimum=1) * 1024 * 1024,
         analysis_workers=read.int("ANALYSIS_WORKERS", 1, minimum=1),
         analysis_timeout_seconds=read.float("ANALYSIS_TIMEOUT_SECONDS", 60.0),
+        analysis_memory_bytes=read.int("ANALYSIS_MEMORY_MB", 2048, minimum=512) * 1024 * 1024,
+        image_workers=read.int("IMAGE_WORKERS", 2, minimum=1),
+        image_memory_bytes=read.int("IMAGE_MEMORY_MB", 1024, minimum=256) * 1024 * 1024,
         download_url_ttl_minutes=read.int("DOWNLOAD_URL_TTL_MINUTES", 15, minimum=1),
+        earnings_hold_days=read.int("EARNINGS_HOLD_DAYS", 14, minimum=0),
+        preview_max_faces=read.int("PREVIEW_MAX_FACES", 300_000, minimum=100),
+        preview_max_texture_px=read.int("PREVIEW_MAX_TEXTURE_PX", 2048, minimum=16),
+        preview_timeout_seconds=read.float("PREVIEW_TIMEOUT_SECONDS", 300.0),
         ws_ping_interval=read.float("WS_PING_INTERVAL", 25.0),
         ws_ping_timeout=read.float("WS_PING_TIMEOUT", 20.0),
         ws_max_message_size=read.int("WS_MAX_MESSAGE_SIZE", 64 * 1024, minimum=1024),
         ws_queue_size=read.int("WS_QUEUE_SIZE", 256, minimum=1),
         history_size=read.int("HISTORY_SIZE", 1000, minimum=1),
         history_ttl_seconds=read.int("HISTORY_TTL_SECONDS", 86400, minimum=1),
+        outbox_size=read.int("OUTBOX_SIZE", 10_000, minimum=1),
+        presence_coalesce_above=read.int("PRESENCE_COALESCE_ABOVE", 200, minimum=1),
         log_format=read.choice("LOG_FORMAT", "json" if env == "production" else "text",
                                ("json", "text")),
+        build_version=read.str("BUILD_VERSION", "dev"),
+        compress_responses=read.bool("COMPRESS_RESPONSES", True),
+        accel_redirect_prefix=_accel_prefix(read.str("ACCEL_REDIRECT_PREFIX")),
+        shutdown_grace_seconds=read.int("SHUTDOWN_GRACE_SECONDS", 0, minimum=0),
         log_level=read.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        access_log_buffer=read.int("ACCESS_LOG_BUFFER", 64, minimum=0),
+        jobs_worker=read.bool("JOBS_WORKER", True),
+        jobs_concurrency=read.int("JOBS_CONCURRENCY", 4, minimum=1),
+        jobs_sweep_seconds=read.int("JOBS_SWEEP_SECONDS", 30, minimum=1),
+        jobs_heartbeat_seconds=read.int("JOBS_HEARTBEAT_SECONDS", 30, minimum=1),
+        preview_retries=read.int("PREVIEW_RETRIES", 3, minimum=1),
+        preview_retry_seconds=read.float("PREVIEW_RETRY_SECONDS", 30.0),
+        email_retries=read.int("EMAIL_RETRIES", 8, minimum=1),
+        email_retry_seconds=read.float("EMAIL_RETRY_SECONDS", 10.0),
+        cron_renewals=read.cron("CRON_RENEWALS", "*/5 * * * *"),
+        cron_earnings=read.cron("CRON_EARNINGS", "*/15 * * * *"),
+        cron_reclaim=read.cron("CRON_RECLAIM", "*/5 * * * *"),
+        cron_uploads=read.cron("CRON_UPLOADS", "7 * * * *"),
+        unattached_upload_hours=read.float("UNATTACHED_UPLOAD_HOURS", 24.0),
+        renewal_tries=read.int("RENEWAL_TRIES", 4, minimum=1),
+        renewal_retry_hours=read.float("RENEWAL_RETRY_HOURS", 24.0),
     )
     if overrides:
         known = {f.name for f in fields(Settings)}
@@ -306,6 +385,53 @@ def load_settings(environ: Mapping[str, str] | None = None,
     return settings
 
 
+def _plain_redis(read: _Reader) -> str | None:
+    """REDIS_URL, unless it names a cluster (``redis+cluster://``, see `_cluster_nodes`)."""
+    raw = read.str("REDIS_URL")
+    if raw and raw.lower().startswith("redis+cluster://"):
+        return None
+    return read.url("REDIS_URL", ("redis", "rediss", "unix"))
+
+
+def _cluster_nodes(read: _Reader) -> tuple[str, ...]:
+    """The seed nodes (``"host:port"``) of the Redis Cluster (README "Configuration").
+
+    From REDIS_CLUSTER_URLS: comma-separated ``host:port`` (each may be written
+    ``redis://host:port``), or one ``redis+cluster://host:port,host:port`` URL; or from a
+    REDIS_URL of the form ``redis+cluster://...``. Empty when neither names a cluster.
+    Raises ConfigError on a malformed node, or when both name one.
+    """
+    raw = (read.str("REDIS_CLUSTER_URLS") or "").strip()
+    plain = (read.str("REDIS_URL") or "").strip()
+    name = "REDIS_CLUSTER_URLS"
+    if plain.lower().startswith("redis+cluster://"):
+        if raw:
+            raise ConfigError("REDIS_URL names a cluster (redis+cluster://) and "
+                              "REDIS_CLUSTER_URLS is set too: keep one")
+        raw, name = plain, "REDIS_URL"
+    if not raw:
+        return ()
+    if raw.lower().startswith("redis+cluster://"):
+        raw = raw[len("redis+cluster://"):].split("/", 1)[0]
+    nodes = []
+    for part in (p.strip() for p in raw.split(",")):
+        node = re.sub(r"^redis://", "", part, flags=re.IGNORECASE).rstrip("/")
+        match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})", node)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise ConfigError(f"{name} must list cluster nodes as host:port[,host:port...] "
+                              f"(or redis+cluster://host:port,...), got {part!r}")
+        nodes.append(f"{match.group(1)}:{int(match.group(2))}")
+    return tuple(dict.fromkeys(nodes))
+
+
+def _accel_prefix(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]*/", raw):
+        raise ConfigError(f"ACCEL_REDIRECT_PREFIX must be a path such as /_files/, got {raw!r}")
+    return raw
+
+
 def _check_production(settings: Settings) -> None:
     if not settings.production:
         return
@@ -315,6 +441,16 @@ def _check_production(settings: Settings) -> None:
         raise ConfigError("JWT_SECRET_KEY must be at least 32 characters in production")
     if settings.embedded_store:
         raise ConfigError("MONGODB_URL must be set in production: the in-memory store loses data")
+    refuse_seed_in_production(settings, settings.seed_fixtures, "SEED_FIXTURES=true")
+
+
+def refuse_seed_in_production(settings: Settings, seed: bool | None, asked_by: str) -> None:
+    """Raise ConfigError when demo data (fixtures/, with the README's demo accounts) is asked
+    for in production; `asked_by` names what asked (the variable or the option)."""
+    if settings.production and seed:
+        raise ConfigError(f"{asked_by} is refused in production (ENV=production): the fixtures "
+                          "bring demo accounts with published passwords; create the first "
+                          "superadmin with ADMIN_EMAIL and ADMIN_PASSWORD")
 
 
 def _check_s3(settings: Settings) -> None:

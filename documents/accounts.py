@@ -1,5 +1,5 @@
 """Account rules of the auth routes: registration, credentials, email verification, password
-reset, the admin second factor (TOTP) and OAuth linking (seed 000 §1, issue 2 §6).
+reset, the admin second factor (TOTP) and OAuth linking (seed 000 §1).
 
 Accounts themselves live in `documents.users`; tokens in `documents.sessions`. This module
 decides who may sign in and how:
@@ -41,7 +41,7 @@ VERIFY_TTL = timedelta(hours=24)
 RESET_TTL = timedelta(hours=1)
 CHALLENGE_TTL = timedelta(minutes=5)
 TOTP_WINDOW = 1  # accept the previous and the next 30-second step too (clock drift)
-PASSWORD_MAX_BYTES = 72  # bcrypt's limit
+PASSWORD_MAX_BYTES = users.PASSWORD_MAX_BYTES  # bcrypt's limit
 USERNAME_MAX = 30
 
 
@@ -50,21 +50,6 @@ INDEXES: dict = {}
 
 
 # --------------------------------------------------------------------------- input rules
-
-def password_problems(password: str) -> list[str]:
-    """What is wrong with a new password: 8–72 bytes (UTF-8), a letter and a digit."""
-    problems = []
-    size = len(password.encode("utf-8"))
-    if size < 8:
-        problems.append("Password must be at least 8 characters long.")
-    if size > PASSWORD_MAX_BYTES:
-        problems.append(f"Password must be at most {PASSWORD_MAX_BYTES} bytes long.")
-    if not any(c.isalpha() for c in password):
-        problems.append("Password must contain a letter.")
-    if not any(c.isdigit() for c in password):
-        problems.append("Password must contain a digit.")
-    return problems
-
 
 def normalize_login(login: str) -> str:
     """The case-insensitive form of an email or username (rate-limit keys, lookups)."""
@@ -81,8 +66,10 @@ async def ensure_registrations_open(db) -> None:
 
 
 async def register(db, settings: Settings, *, email: str, username: str, password: str,
-                   full_name: str | None = None, user_type: str = "buyer") -> dict:
-    """Create an unverified account; returns the user document.
+                   full_name: str | None = None, user_type: str = "buyer",
+                   first_name: str | None = None, last_name: str | None = None) -> dict:
+    """Create an unverified account; returns the user document (`full_name` defaults to
+    the first and last names joined).
 
     `user_type` is "buyer" or "creator" (staff roles are never given here). Raises Conflict
     EMAIL_ALREADY_EXISTS / USERNAME_ALREADY_EXISTS (409), Forbidden REGISTRATIONS_CLOSED
@@ -95,6 +82,7 @@ async def register(db, settings: Settings, *, email: str, username: str, passwor
         raise Conflict("This username is taken", "USERNAME_ALREADY_EXISTS")
     password_hash = await users.hash_password(password, settings.bcrypt_rounds)
     doc = users.new_user(email, username, password_hash, full_name=full_name,
+                         first_name=first_name, last_name=last_name,
                          user_type=user_type if user_type in users.USER_TYPES else "buyer")
     return await users.insert(db, doc)
 
@@ -162,15 +150,6 @@ async def verify_email(db, *, token: str | None = None, email: str | None = None
     return await users.update(db, user_id, {"is_verified": True})
 
 
-def verification_email(settings: Settings, user: dict, token: str, code: str) -> tuple[str, str]:
-    """(subject, text) of the verification email: the 6-digit code and the link."""
-    link = f"{settings.public_url}/auth/verify-email?token={token}"
-    text = (f"Hi {user['username']},\n\nWelcome to HWC3D. Your verification code is {code}.\n\n"
-            f"Or confirm your email address with this link:\n{link}\n\n"
-            "The code and the link are valid for 24 hours.\n")
-    return "Verify your HWC3D email address", text
-
-
 # --------------------------------------------------------------------------- password reset
 
 async def reset_target(db, email: str, *, staff_only: bool) -> dict | None:
@@ -188,16 +167,6 @@ async def issue_reset(db, user: dict, *, admin: bool) -> str:
     purpose = ADMIN_PASSWORD_RESET if admin else PASSWORD_RESET
     token, _ = await sessions.issue_one_time(db, user["_id"], purpose, RESET_TTL)
     return token
-
-
-def reset_email(settings: Settings, user: dict, token: str, *, admin: bool) -> tuple[str, str]:
-    """(subject, text) of the password-reset email."""
-    path = "/admin/reset-password" if admin else "/auth/reset-password"
-    link = f"{settings.public_url}{path}?token={token}"
-    text = (f"Hi {user['username']},\n\nSomeone asked to reset the password of your HWC3D "
-            f"account. Choose a new password here (valid for 1 hour, once):\n{link}\n\n"
-            "If this was not you, ignore this email; your password stays the same.\n")
-    return "Reset your HWC3D password", text
 
 
 async def reset_password(db, settings: Settings, token: str, new_password: str, *,
@@ -292,7 +261,7 @@ class EmailNotVerified(DomainError):
 
 
 async def oauth_sign_in(db, profile: dict) -> tuple[dict, bool]:
-    """The account of an OAuth `profile` (documents.oauth shape); returns (user, created).
+    """The account of an OAuth `profile` (providers.oauth shape); returns (user, created).
 
     By provider id first; else the account with the same verified email gets the provider
     id linked; else a new verified buyer account is created with a free username.
@@ -300,7 +269,7 @@ async def oauth_sign_in(db, profile: dict) -> tuple[dict, bool]:
     account is already linked to another identity of the provider, Forbidden when disabled.
     """
     field = f"{profile['provider']}_id"
-    user = await db[users.COLLECTION].find_one({field: profile["id"]})
+    user = await users.get_by_provider(db, field, profile["id"])
     if user is None:
         if not profile.get("email") or not profile.get("email_verified"):
             raise EmailNotVerified(
@@ -329,9 +298,7 @@ async def _link(db, user: dict, profile: dict, field: str) -> dict:
     if user.get(field) not in (None, profile["id"]):
         raise Conflict(f"This account is linked to another {profile['provider']} account",
                        "OAUTH_ACCOUNT_CONFLICT")
-    linked = await db[users.COLLECTION].find_one_and_update(
-        {"_id": user["_id"], field: {"$in": [None, profile["id"]]}},
-        {"$set": {field: profile["id"], "is_verified": True}}, return_document=True)
+    linked = await users.link_provider(db, user["_id"], field, profile["id"])
     if linked is None:
         raise Conflict(f"This account is linked to another {profile['provider']} account",
                        "OAUTH_ACCOUNT_CONFLICT")
@@ -376,10 +343,10 @@ async def ensure_first_admin(db, settings: Settings) -> dict | None:
     """
     if not (settings.admin_email and settings.admin_password):
         return None
-    problems = password_problems(settings.admin_password)
+    problems = users.password_problems(settings.admin_password)
     if problems:
         raise ConfigError(f"ADMIN_PASSWORD: {' '.join(problems)}")
-    if await db[users.COLLECTION].find_one({}, {"_id": 1}):
+    if await users.any_account(db):
         return None
     password_hash = await users.hash_password(settings.admin_password, settings.bcrypt_rounds)
     local = re.sub(r"[^A-Za-z0-9_.-]", "", settings.admin_email.split("@", 1)[0])[:USERNAME_MAX]

@@ -1,5 +1,7 @@
-"""Analytics computed from the stored records (issue 5 item 6; seed 001 §7, §12, §13; seed 000
-§7; seed 004 dashboard routes). Nothing here is stored: every figure is counted again.
+"""Creator analytics computed from the stored records: dashboards, charts, activity,
+leaderboards (seed 001 §7, §12; seed 004 dashboard routes), and the day windows and
+aggregation helpers that the staff reports of `documents.admin_analytics` share (seed 000 §7,
+seed 001 §13). Nothing here is stored: every figure is counted again.
 
 Sources: model counters (`views`, `likes`, `downloads`, `sales_count`, `rating`) on `models`;
 revenue from `transactions` (`amount_cents` gross, `platform_fee_cents`, `seller_amount_cents`;
@@ -18,17 +20,16 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import DESCENDING
 
-from documents import earnings, users
+from documents import catalog, earnings, purchases, users
 from documents.common import from_cents, iso, render, utcnow
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-TRANSACTIONS = "transactions"
-MODELS = "models"
+TRANSACTIONS = purchases.TRANSACTIONS
+MODELS = catalog.COLLECTION
 PERIODS = {"week": timedelta(days=7), "month": timedelta(days=30), "all_time": None}
 METRICS = ("sales", "downloads", "rating")
 MODEL_STATUSES = ("pending", "approved", "rejected")
-PENDING_MODEL_ALERT_AGE = timedelta(hours=48)
 
 INDEXES: dict = {}
 
@@ -43,8 +44,8 @@ class Window:
         today = (now or utcnow()).astimezone(UTC).replace(
             hour=0, minute=0, second=0, microsecond=0)
         if first is not None or last is not None:
-            end_day = _midnight(last) if last else today
-            start_day = _midnight(first) if first else end_day - timedelta(days=days - 1)
+            end_day = midnight(last) if last else today
+            start_day = midnight(first) if first else end_day - timedelta(days=days - 1)
             days = max(1, min(MAX_DAYS, (end_day - start_day).days + 1))
             today = start_day + timedelta(days=days - 1)
         self.days = max(1, min(MAX_DAYS, int(days)))
@@ -61,13 +62,13 @@ class Window:
         return {"days": self.days, "start": iso(self.start), "end": iso(self.end)}
 
 
-def _midnight(value: datetime) -> datetime:
+def midnight(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def _daily(db, collection: str, match: dict, date_field: str, window: Window,
+async def daily_counts(db, collection: str, match: dict, date_field: str, window: Window,
                  sums: dict[str, str] | None = None) -> dict[str, dict]:
     """``{date: {"count": n, <name>: sum of field}}`` for documents in the window."""
     group: dict = {"_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${date_field}"}},
@@ -79,7 +80,7 @@ async def _daily(db, collection: str, match: dict, date_field: str, window: Wind
     return {r["_id"]: r for r in rows}
 
 
-def _fill(window: Window, series: dict[str, tuple[dict, str]], money: tuple = ()) -> list[dict]:
+def fill(window: Window, series: dict[str, tuple[dict, str]], money: tuple = ()) -> list[dict]:
     """Merge day maps into ``[{date, name: value}]``: `series` is name → (day map, key);
     names in `money` are cents shown as decimals."""
     out = []
@@ -92,7 +93,7 @@ def _fill(window: Window, series: dict[str, tuple[dict, str]], money: tuple = ()
     return out
 
 
-async def _group_sums(db, collection: str, match: dict, key: str,
+async def group_sums(db, collection: str, match: dict, key: str,
                       sums: dict[str, str]) -> dict:
     group: dict = {"_id": f"${key}", "count": {"$sum": 1}}
     for name, field in sums.items():
@@ -110,7 +111,7 @@ MODEL_COUNTERS = {"views": "views", "likes": "likes", "downloads": "downloads",
 async def model_totals(db, creator_id) -> dict:
     """Totals over a creator's models: ``{models, by_status: {pending, approved, rejected},
     published, views, likes, downloads, sales, comments}`` (model counters)."""
-    rows = await _group_sums(db, MODELS, {"creator_id": creator_id}, "status", MODEL_COUNTERS)
+    rows = await group_sums(db, MODELS, {"creator_id": creator_id}, "status", MODEL_COUNTERS)
     out = {"models": sum(int(r["count"]) for r in rows.values()),
            "by_status": {s: int(rows.get(s, {}).get("count", 0)) for s in MODEL_STATUSES},
            "published": await db[MODELS].count_documents(
@@ -126,7 +127,7 @@ async def _model_ids(db, creator_id) -> list:
 
 
 async def _seller_daily(db, match: dict, window: Window) -> dict:
-    return await _daily(db, TRANSACTIONS, {**match, "payment_status": "completed"}, "created_at",
+    return await daily_counts(db, TRANSACTIONS, {**match, "payment_status": "completed"}, "created_at",
                         window, {"revenue": "amount_cents", "earnings": "seller_amount_cents"})
 
 
@@ -135,7 +136,7 @@ async def top_models(db, creator_id, limit: int = 5) -> list[dict]:
     views, likes, downloads, sales, revenue, earnings}]`` (revenue from transactions)."""
     docs = await db[MODELS].find({"creator_id": creator_id}).sort(
         [("sales_count", DESCENDING), ("views", DESCENDING), ("_id", DESCENDING)]).to_list(limit)
-    money = await _group_sums(db, TRANSACTIONS, {"model_id": {"$in": [d["_id"] for d in docs]},
+    money = await group_sums(db, TRANSACTIONS, {"model_id": {"$in": [d["_id"] for d in docs]},
                                                  "payment_status": "completed"}, "model_id",
                               {"revenue": "amount_cents", "earnings": "seller_amount_cents"})
     return [{"id": str(d["_id"]), "title": d.get("title"), "thumbnail_url": d.get("thumbnail_url"),
@@ -156,12 +157,12 @@ async def creator_analytics(db, user: dict, days: int = DEFAULT_DAYS) -> dict:
     counters = await model_totals(db, uid)
     sales = await earnings.sales_totals(db, uid)
     ids = await _model_ids(db, uid)
-    daily = _fill(window, {
+    daily = fill(window, {
         "sales": (txn := await _seller_daily(db, {"seller_id": uid}, window), "count"),
         "revenue": (txn, "revenue"), "earnings": (txn, "earnings"),
-        "likes": (await _daily(db, "model_likes", {"model_id": {"$in": ids}}, "created_at",
+        "likes": (await daily_counts(db, "model_likes", {"model_id": {"$in": ids}}, "created_at",
                                window), "count"),
-        "followers": (await _daily(db, "follows", {"following_id": uid}, "created_at", window),
+        "followers": (await daily_counts(db, "follows", {"following_id": uid}, "created_at", window),
                       "count")}, money=("revenue", "earnings"))
     totals = {k: counters[k] for k in ("models", "published", *MODEL_COUNTERS)}
     totals.update(revenue=from_cents(sales["gross_cents"]), earnings=from_cents(sales["net_cents"]),
@@ -178,15 +179,15 @@ async def model_analytics(db, model: dict, days: int = DEFAULT_DAYS) -> dict:
     earnings, refunds}, daily: [{date, sales, revenue, earnings, likes, comments}]}``."""
     window = Window(days)
     mid = model["_id"]
-    by_status = await _group_sums(db, TRANSACTIONS, {"model_id": mid}, "payment_status",
+    by_status = await group_sums(db, TRANSACTIONS, {"model_id": mid}, "payment_status",
                                   {"revenue": "amount_cents", "earnings": "seller_amount_cents"})
     done = by_status.get("completed", {})
     txn = await _seller_daily(db, {"model_id": mid}, window)
-    daily = _fill(window, {
+    daily = fill(window, {
         "sales": (txn, "count"), "revenue": (txn, "revenue"), "earnings": (txn, "earnings"),
-        "likes": (await _daily(db, "model_likes", {"model_id": mid}, "created_at", window),
+        "likes": (await daily_counts(db, "model_likes", {"model_id": mid}, "created_at", window),
                   "count"),
-        "comments": (await _daily(db, "model_comments", {"model_id": mid}, "created_at", window),
+        "comments": (await daily_counts(db, "model_comments", {"model_id": mid}, "created_at", window),
                      "count")}, money=("revenue", "earnings"))
     totals = {name: int(model.get(field) or 0) for name, field in MODEL_COUNTERS.items()}
     totals.update(rating=float(model.get("rating") or 0.0),
@@ -203,7 +204,7 @@ async def sales_chart(db, seller_id, days: int = DEFAULT_DAYS) -> dict:
     earnings}]}`` (seed 004 `GET /api/dashboard/sales-chart`)."""
     window = Window(days)
     txn = await _seller_daily(db, {"seller_id": seller_id}, window)
-    points = _fill(window, {"sales": (txn, "count"), "revenue": (txn, "revenue"),
+    points = fill(window, {"sales": (txn, "count"), "revenue": (txn, "revenue"),
                             "earnings": (txn, "earnings")}, money=("revenue", "earnings"))
     return {"period": window.describe(), "total_sales": sum(p["sales"] for p in points),
             "total_revenue": from_cents(sum(int(r.get("revenue", 0)) for r in txn.values())),
@@ -211,7 +212,7 @@ async def sales_chart(db, seller_id, days: int = DEFAULT_DAYS) -> dict:
             "points": points}
 
 
-def _month_start(now: datetime, back: int = 0) -> datetime:
+def month_start(now: datetime, back: int = 0) -> datetime:
     year, month = now.year, now.month - back
     while month < 1:
         year, month = year - 1, month + 12
@@ -222,7 +223,7 @@ async def _earned_between(db, seller_id, start: datetime, end: datetime | None) 
     created: dict = {"$gte": start}
     if end is not None:
         created["$lt"] = end
-    rows = await _group_sums(db, TRANSACTIONS, {"seller_id": seller_id, "created_at": created,
+    rows = await group_sums(db, TRANSACTIONS, {"seller_id": seller_id, "created_at": created,
                                                 "payment_status": "completed"},
                              "seller_id", {"net": "seller_amount_cents"})
     return int(rows.get(seller_id, {}).get("net", 0))
@@ -233,7 +234,7 @@ async def creator_revenue(db, seller_id, days: int = DEFAULT_DAYS) -> dict:
     totals: {sales_count, refunds_count, gross, fees, net, refunded}, this_month, last_month,
     chart}`` — balance as `earnings.balance`, money as decimals."""
     now = utcnow()
-    this_month, last_month = _month_start(now), _month_start(now, 1)
+    this_month, last_month = month_start(now), month_start(now, 1)
     totals = await earnings.sales_totals(db, seller_id)
     return {"balance": await earnings.balance(db, seller_id),
             "totals": render(totals),
@@ -263,13 +264,13 @@ async def dashboard_stats(db, user: dict) -> dict:
 
 # --------------------------------------------------------------------------- activity
 
-def _event(kind: str, at: datetime, message: str, **data) -> dict:
+def event(kind: str, at: datetime, message: str, **data) -> dict:
     return {"type": kind, "message": message, "created_at": iso(at),
             "data": {k: str(v) if v is not None and not isinstance(v, (int, float, str, bool))
                      else v for k, v in data.items()}}
 
 
-async def _newest(db, collection: str, query: dict, limit: int, field: str = "created_at"):
+async def newest(db, collection: str, query: dict, limit: int, field: str = "created_at"):
     return await db[collection].find(query).sort([(field, DESCENDING), ("_id", DESCENDING)]) \
         .to_list(limit)
 
@@ -282,13 +283,13 @@ async def creator_activity(db, user_id, limit: int = 20) -> list[dict]:
     titles = {m["_id"]: m.get("title") for m in
               await db[MODELS].find({"_id": {"$in": ids}}, {"title": 1}).to_list(None)}
     events = []
-    for t in await _newest(db, TRANSACTIONS, {"seller_id": user_id}, limit):
-        events.append(_event("sale", t["created_at"], f'Sold "{titles.get(t["model_id"], "a model")}"',
+    for t in await newest(db, TRANSACTIONS, {"seller_id": user_id}, limit):
+        events.append(event("sale", t["created_at"], f'Sold "{titles.get(t["model_id"], "a model")}"',
                              transaction_id=t["transaction_id"], model_id=t["model_id"],
                              amount=from_cents(t.get("seller_amount_cents"))))
-    follows = await _newest(db, "follows", {"following_id": user_id}, limit)
-    likes = await _newest(db, "model_likes", {"model_id": {"$in": ids}}, limit)
-    comments = await _newest(db, "model_comments", {"model_id": {"$in": ids},
+    follows = await newest(db, "follows", {"following_id": user_id}, limit)
+    likes = await newest(db, "model_likes", {"model_id": {"$in": ids}}, limit)
+    comments = await newest(db, "model_comments", {"model_id": {"$in": ids},
                                                     "user_id": {"$ne": user_id}}, limit)
     people = await users.get_many(db, [f["follower_id"] for f in follows]
                                   + [x["user_id"] for x in likes + comments])
@@ -297,19 +298,19 @@ async def creator_activity(db, user_id, limit: int = 20) -> list[dict]:
         return (people.get(uid) or {}).get("username", "someone")
 
     for f in follows:
-        events.append(_event("new_follower", f["created_at"], f"{who(f['follower_id'])} followed you",
+        events.append(event("new_follower", f["created_at"], f"{who(f['follower_id'])} followed you",
                              user_id=f["follower_id"]))
     for x in likes:
-        events.append(_event("model_liked", x["created_at"],
+        events.append(event("model_liked", x["created_at"],
                              f'{who(x["user_id"])} liked "{titles.get(x["model_id"])}"',
                              user_id=x["user_id"], model_id=x["model_id"]))
     for c in comments:
-        events.append(_event("comment_received", c["created_at"],
+        events.append(event("comment_received", c["created_at"],
                              f'{who(c["user_id"])} commented on "{titles.get(c["model_id"])}"',
                              user_id=c["user_id"], model_id=c["model_id"]))
-    for p in await _newest(db, earnings.PAYOUTS, {"seller_id": user_id}, limit):
+    for p in await newest(db, earnings.PAYOUTS, {"seller_id": user_id}, limit):
         at = p.get("decided_at") or p["created_at"]
-        events.append(_event(f"payout_{p['status']}", at,
+        events.append(event(f"payout_{p['status']}", at,
                              f"Payout of {from_cents(p['amount_cents']):.2f} {p['status']}",
                              payout_id=p["_id"], amount=from_cents(p["amount_cents"])))
     events.sort(key=lambda e: e["created_at"], reverse=True)
@@ -337,10 +338,10 @@ async def _sales_scores(db, since: datetime | None, limit: int) -> list[tuple]:
 
 async def _download_scores(db, since: datetime | None) -> list[tuple]:
     if since is None:
-        rows = await _group_sums(db, MODELS, {"status": "approved"}, "creator_id",
+        rows = await group_sums(db, MODELS, {"status": "approved"}, "creator_id",
                                  {"downloads": "downloads"})
         return [(k, int(r["downloads"]), {}) for k, r in rows.items() if r["downloads"]]
-    per_model = await _group_sums(db, "purchases", {"created_at": {"$gte": since}}, "model_id", {})
+    per_model = await group_sums(db, "purchases", {"created_at": {"$gte": since}}, "model_id", {})
     owners = await db[MODELS].find({"_id": {"$in": list(per_model)}},
                                    {"creator_id": 1}).to_list(None)
     totals: dict = {}
@@ -410,209 +411,3 @@ async def top_creators(db, limit: int = 10) -> list[dict]:
                      "total_models": int(person.get("total_models") or 0)})
     rows.sort(key=lambda r: (-r["total_sales"], -r["followers_count"], r["creator"]["id"]))
     return rows[:limit]
-
-
-# --------------------------------------------------------------------------- admin
-
-def _today(now: datetime | None = None) -> datetime:
-    return _midnight(now or utcnow())
-
-
-async def _completed_sum(db, field: str) -> int:
-    rows = await _group_sums(db, TRANSACTIONS, {"payment_status": "completed"}, "payment_status",
-                             {"total": field})
-    return int(rows.get("completed", {}).get("total", 0))
-
-
-LIVE_USERS = {"deleted_at": None}
-
-
-async def admin_stats(db) -> dict:
-    """Seed 000 §7 `GET /api/admin/stats`: ``{total_users, total_models, total_revenue,
-    active_users_today, new_users_today, pending_models, pending_tickets}``; total_revenue
-    is the gross of completed (not refunded) transactions, a decimal."""
-    today = _today()
-    return {
-        "total_users": await db[users.COLLECTION].count_documents(LIVE_USERS),
-        "total_models": await db[MODELS].count_documents({}),
-        "total_revenue": from_cents(await _completed_sum(db, "amount_cents")),
-        "active_users_today": await db[users.COLLECTION].count_documents(
-            {**LIVE_USERS, "last_login": {"$gte": today}}),
-        "new_users_today": await db[users.COLLECTION].count_documents(
-            {**LIVE_USERS, "created_at": {"$gte": today}}),
-        "pending_models": await db[MODELS].count_documents({"status": "pending"}),
-        "pending_tickets": await db["support_tickets"].count_documents({"status": "pending"}),
-    }
-
-
-async def revenue_totals(db, window: Window | None = None) -> dict:
-    """Money totals (cents) over transactions created in `window` (all time when None):
-    ``{sales_count, gmv_cents, platform_fees_cents, seller_earnings_cents, refunds_count,
-    refunded_cents, net_revenue_cents}``. GMV counts every sale made (refunded or not);
-    platform fees and seller earnings only the sales that stand; refunds by `refunded_at`."""
-    match = window.match("created_at") if window else {}
-    by = await _group_sums(db, TRANSACTIONS, match, "payment_status",
-                           {"amount": "amount_cents", "fee": "platform_fee_cents",
-                            "seller": "seller_amount_cents"})
-    refund_match = {"payment_status": "refunded", **(window.match("refunded_at") if window else {})}
-    refunds = await _group_sums(db, TRANSACTIONS, refund_match, "payment_status",
-                                {"amount": "amount_cents"})
-    done = by.get("completed", {})
-    gmv = sum(int(r.get("amount", 0)) for r in by.values())
-    refunded = int(refunds.get("refunded", {}).get("amount", 0))
-    return {"sales_count": sum(int(r["count"]) for r in by.values()), "gmv_cents": gmv,
-            "platform_fees_cents": int(done.get("fee", 0)),
-            "seller_earnings_cents": int(done.get("seller", 0)),
-            "refunds_count": int(refunds.get("refunded", {}).get("count", 0)),
-            "refunded_cents": refunded, "net_revenue_cents": gmv - refunded}
-
-
-async def admin_revenue(db, window: Window) -> dict:
-    """Revenue analytics (seed 001 §13): ``{period, totals (decimals, see revenue_totals),
-    all_time, payouts: {requested, requested_count, paid}, daily: [{date, sales, gmv,
-    platform_fees, refunds, refunds_count}]}``."""
-    created = await _daily(db, TRANSACTIONS, {}, "created_at", window, {"gmv": "amount_cents"})
-    standing = await _daily(db, TRANSACTIONS, {"payment_status": "completed"}, "created_at",
-                            window, {"fees": "platform_fee_cents"})
-    refunds = await _daily(db, TRANSACTIONS, {"payment_status": "refunded"}, "refunded_at",
-                           window, {"amount": "amount_cents"})
-    daily = _fill(window, {"sales": (created, "count"), "gmv": (created, "gmv"),
-                           "platform_fees": (standing, "fees"), "refunds": (refunds, "amount"),
-                           "refunds_count": (refunds, "count")},
-                  money=("gmv", "platform_fees", "refunds"))
-    payouts = await _group_sums(db, earnings.PAYOUTS, {}, "status", {"amount": "amount_cents"})
-    open_ = [payouts.get(s, {}) for s in earnings.OPEN_PAYOUT]
-    return {"period": window.describe(), "totals": render(await revenue_totals(db, window)),
-            "all_time": render(await revenue_totals(db)),
-            "payouts": {"requested": from_cents(sum(int(p.get("amount", 0)) for p in open_)),
-                        "requested_count": sum(int(p.get("count", 0)) for p in open_),
-                        "paid": from_cents(payouts.get("paid", {}).get("amount", 0)),
-                        "paid_count": int(payouts.get("paid", {}).get("count", 0))},
-            "daily": daily}
-
-
-async def admin_users(db, window: Window) -> dict:
-    """User analytics: ``{period, total, by_type: {buyer, creator}, staff, verified, banned,
-    active_today, new_today, new_in_period, daily: [{date, signups, buyers, creators}]}``."""
-    col = db[users.COLLECTION]
-    by_type = await _group_sums(db, users.COLLECTION, LIVE_USERS, "user_type", {})
-    buyers = await _daily(db, users.COLLECTION, {**LIVE_USERS, "user_type": "buyer"},
-                          "created_at", window)
-    creators = await _daily(db, users.COLLECTION, {**LIVE_USERS, "user_type": "creator"},
-                            "created_at", window)
-    signups = await _daily(db, users.COLLECTION, LIVE_USERS, "created_at", window)
-    daily = _fill(window, {"signups": (signups, "count"), "buyers": (buyers, "count"),
-                           "creators": (creators, "count")})
-    today = _today()
-    return {"period": window.describe(),
-            "total": await col.count_documents(LIVE_USERS),
-            "by_type": {t: int(by_type.get(t, {}).get("count", 0)) for t in users.USER_TYPES},
-            "staff": await col.count_documents({**LIVE_USERS, "staff_role": {"$in": list(
-                users.STAFF_ROLES)}}),
-            "verified": await col.count_documents({**LIVE_USERS, "is_verified": True}),
-            "banned": await col.count_documents({**LIVE_USERS, "is_banned": True}),
-            "active_today": await col.count_documents({**LIVE_USERS, "last_login": {"$gte": today}}),
-            "new_today": await col.count_documents({**LIVE_USERS, "created_at": {"$gte": today}}),
-            "new_in_period": sum(p["signups"] for p in daily), "daily": daily}
-
-
-async def admin_models(db, window: Window) -> dict:
-    """Model analytics: ``{period, total, by_status, by_category: [{category, count}],
-    totals: {views, likes, downloads, sales}, daily: [{date, uploads}], top_models}``."""
-    by_status = await _group_sums(db, MODELS, {}, "status", MODEL_COUNTERS)
-    by_category = await _group_sums(db, MODELS, {}, "category", {})
-    uploads = await _daily(db, MODELS, {}, "created_at", window)
-    top = await db[MODELS].find({"status": "approved"}, {"title": 1, "views": 1, "likes": 1,
-                                                         "downloads": 1, "sales_count": 1}) \
-        .sort([("views", DESCENDING), ("_id", DESCENDING)]).to_list(10)
-    return {"period": window.describe(),
-            "total": sum(int(r["count"]) for r in by_status.values()),
-            "by_status": {s: int(by_status.get(s, {}).get("count", 0)) for s in MODEL_STATUSES},
-            "by_category": sorted(({"category": k, "count": int(r["count"])}
-                                   for k, r in by_category.items()),
-                                  key=lambda c: (-c["count"], str(c["category"]))),
-            "totals": {name: sum(int(r.get(name) or 0) for r in by_status.values())
-                       for name in ("views", "likes", "downloads", "sales")},
-            "daily": _fill(window, {"uploads": (uploads, "count")}),
-            "top_models": [render(m) for m in top]}
-
-
-async def admin_overview(db, window: Window) -> dict:
-    """The admin analytics overview: ``{period, stats (admin_stats), revenue (totals in the
-    window), daily: [{date, signups, uploads, sales, gmv}]}``."""
-    signups = await _daily(db, users.COLLECTION, LIVE_USERS, "created_at", window)
-    uploads = await _daily(db, MODELS, {}, "created_at", window)
-    sales = await _daily(db, TRANSACTIONS, {}, "created_at", window, {"gmv": "amount_cents"})
-    daily = _fill(window, {"signups": (signups, "count"), "uploads": (uploads, "count"),
-                           "sales": (sales, "count"), "gmv": (sales, "gmv")}, money=("gmv",))
-    return {"period": window.describe(), "stats": await admin_stats(db),
-            "revenue": render(await revenue_totals(db, window)), "daily": daily}
-
-
-async def admin_recent_activity(db, limit: int = 20) -> list[dict]:
-    """Recent platform activity for the admin overview (seed 001 §13), newest first: admin
-    actions, signups and paid orders. Each ``{type, message, created_at, data}``."""
-    actions = await _newest(db, "admin_actions", {}, limit)
-    signups = await _newest(db, users.COLLECTION, LIVE_USERS, limit)
-    orders = await _newest(db, "orders", {"status": "paid"}, limit, "paid_at")
-    people = await users.get_many(db, [a["admin_id"] for a in actions]
-                                  + [o["buyer_id"] for o in orders])
-
-    def who(uid) -> str:
-        return (people.get(uid) or {}).get("username", "someone")
-
-    events = [_event(a["action_type"], a["created_at"],
-                     f"{who(a['admin_id'])}: {a['action_type'].replace('_', ' ')}",
-                     admin_id=a["admin_id"], target_type=a.get("target_type"),
-                     target_id=a.get("target_id")) for a in actions]
-    events += [_event("user_registered", u["created_at"], f"{u['username']} signed up",
-                      user_id=u["_id"], user_type=u.get("user_type")) for u in signups]
-    events += [_event("order_paid", o["paid_at"],
-                      f"{who(o['buyer_id'])} paid order {o.get('number')}",
-                      order_id=o["_id"], total=from_cents(o.get("total_cents")))
-               for o in orders if o.get("paid_at")]
-    events.sort(key=lambda e: e["created_at"], reverse=True)
-    return events[:limit]
-
-
-def _alert(kind: str, severity: str, title: str, count: int, action_url: str, **data) -> dict:
-    return {"type": kind, "severity": severity, "title": title, "count": count,
-            "action_url": action_url, "data": data}
-
-
-async def admin_alerts(db, now: datetime | None = None) -> list[dict]:
-    """Conditions that need staff attention (seed 001 §13 "system alerts"), only those that
-    hold now: models pending for more than 48 h, support tickets waiting, payout requests
-    waiting, emails that failed in the last 7 days. ``[{type, severity, title, count,
-    action_url, data}]``."""
-    now = now or utcnow()
-    alerts = []
-    old = {"status": "pending", "created_at": {"$lte": now - PENDING_MODEL_ALERT_AGE}}
-    if count := await db[MODELS].count_documents(old):
-        oldest = await db[MODELS].find_one(old, sort=[("created_at", 1)])
-        alerts.append(_alert("stale_pending_models", "warning",
-                             f"{count} model(s) waiting for review for more than 48 hours",
-                             count, "/admin/models?status=pending",
-                             oldest_created_at=iso(oldest["created_at"])))
-    if count := await db["support_tickets"].count_documents({"status": "pending"}):
-        alerts.append(_alert("pending_tickets", "info", f"{count} support ticket(s) waiting",
-                             count, "/admin/support"))
-    if count := await db[earnings.PAYOUTS].count_documents(
-            {"status": {"$in": list(earnings.OPEN_PAYOUT)}}):
-        alerts.append(_alert("payout_requests", "warning", f"{count} payout request(s) waiting",
-                             count, "/admin/revenue"))
-    failed = {"status": "failed", "created_at": {"$gte": now - timedelta(days=7)}}
-    if count := await db["emails"].count_documents(failed):
-        alerts.append(_alert("failed_emails", "error",
-                             f"{count} email(s) failed in the last 7 days", count, "/admin/emails"))
-    return alerts
-
-
-async def admin_revenue_stats(db) -> dict:
-    """Revenue Management cards (seed 001 §13 `GET /api/admin/revenue/stats`): money totals
-    (see revenue_totals, decimals) ``{all_time, this_month, today, payouts}``."""
-    now = utcnow()
-    month = Window(first=_month_start(now), last=now)
-    full = await admin_revenue(db, Window(1))
-    return {"all_time": full["all_time"], "this_month": render(await revenue_totals(db, month)),
-            "today": full["totals"], "payouts": full["payouts"]}

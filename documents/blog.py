@@ -1,4 +1,4 @@
-"""The blog (seed 004 §3 BlogPost, BlogComment, BlogLike; issue 4 item 6).
+"""The blog (seed 004 §3 BlogPost, BlogComment, BlogLike).
 
 Documents::
 
@@ -27,7 +27,7 @@ Rules kept here:
 - Publishing (draft → published) sets `published_at`; going back to draft clears it.
 - Counters (`likes`, `comment_count`, `views`, `shares`) move with `$inc` right after the
   write that changes the state won (unique insert or delete), so each stored or removed
-  record moves a counter exactly once, also under racing requests (DESIGN §5).
+  record moves a counter exactly once, also under racing requests (docs/architecture.md §4).
 - A view counts once per viewer (the user, or a keyed hash of the client IP) per
   30-minute window, as model views do (`documents.engagement.viewer_key`, `window_start`).
 - Comments are threaded one level deep: a reply to a reply joins the thread of its top-level
@@ -42,7 +42,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import engagement, users
+from documents import common, engagement, search_engine, search_kinds, users
 from documents.common import (
     counted_delete,
     counted_insert,
@@ -106,7 +106,6 @@ _RULE = re.compile(r"^\s{0,3}([-*_]\s*){3,}$", re.MULTILINE)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"(^\s{0,3}(#{1,6}|>|[-*+]|\d+\.)\s+)|[*_`~]+", re.MULTILINE)
-_HEX24 = re.compile(r"^[0-9a-f]{24}$")
 
 
 def count_words(text: str) -> int:
@@ -115,7 +114,7 @@ def count_words(text: str) -> int:
 
 
 def read_time(text: str) -> int:
-    """Minutes to read `text`: words / 200 rounded up, at least 1 (issue 4 item 6)."""
+    """Minutes to read `text`: words / 200 rounded up, at least 1."""
     return max(1, math.ceil(count_words(text) / WORDS_PER_MINUTE))
 
 
@@ -141,11 +140,9 @@ def make_excerpt(markdown: str) -> str:
 
 
 def slugify(title: str) -> str:
-    """A URL slug of `title` ("Hello, World!" → "hello-world"); "post" when nothing is left,
-    and "<hex>-post" for a 24-hex result (it would read as an id)."""
-    text = re.sub(r"[^a-z0-9]+", "-", (title or "").lower()).strip("-")
-    text = text[:80].strip("-") or "post"
-    return f"{text}-post" if _HEX24.match(text) else text
+    """A post slug of `title` ("Hello, World!" → "hello-world"), "post" when nothing is left,
+    never a 24-hex string; see `common.slugify`."""
+    return common.slugify(title, "post")
 
 
 def content_problems(content: str) -> list[str]:
@@ -181,7 +178,7 @@ async def get_post(db, ref: str) -> dict:
 
 async def get_visible(db, ref: str, *, staff: bool) -> dict:
     """The post if the caller may read it: published, or any post for staff with
-    `content.manage`. A draft is NotFound for everyone else (issue 4: drafts hidden)."""
+    `content.manage`. A draft is NotFound for everyone else (drafts hidden)."""
     post = await get_post(db, ref)
     if not is_published(post) and not staff:
         raise NotFound("Blog post not found", "BLOG_POST_NOT_FOUND")
@@ -221,7 +218,12 @@ def list_query(filters: dict) -> dict:
 
 async def list_posts(db, filters: dict, *, page: int, limit: int) -> tuple[list[dict], dict]:
     """One page of posts matching `list_query(filters)`, newest published first, without
-    `content`. Returns (documents, pagination meta)."""
+    `content`; with `search`, ranked by relevance (title, tags, category, excerpt:
+    `documents.search_engine.ranked_page`). Returns (documents, pagination meta)."""
+    if filters.get("search") and filters["search"].strip():
+        return await search_engine.ranked_page(
+            db, "blog", filters["search"], db[POSTS], list_query({**filters, "search": None}),
+            page=page, limit=limit, projection=LIST_PROJECTION)
     return await paginate(db[POSTS], list_query(filters), page=page, limit=limit, sort=SORT,
                           projection=LIST_PROJECTION)
 
@@ -293,8 +295,10 @@ async def create_post(db, author: dict, data: dict) -> dict:
         except DuplicateKeyError:
             raise Conflict("This slug is taken", "SLUG_TAKEN") from None
         doc["_id"] = result.inserted_id
-        return doc
-    return await _insert_with_unique_slug(db, doc, slugify(data["title"]))
+    else:
+        doc = await _insert_with_unique_slug(db, doc, slugify(data["title"]))
+    await search_kinds.index(db, "blog", doc["_id"], doc)
+    return doc
 
 
 def _changes(post: dict, data: dict, now: datetime) -> dict:
@@ -335,6 +339,7 @@ async def update_post(db, ref: str, data: dict) -> dict:
         except DuplicateKeyError:
             raise Conflict("This slug is taken", "SLUG_TAKEN") from None
         if after is not None:
+            await search_kinds.index(db, "blog", after["_id"], after)
             return after
     raise Conflict("The post changed while it was being edited; try again", "CONCURRENT_UPDATE")
 
@@ -346,6 +351,7 @@ async def delete_post(db, ref: str) -> dict:
     deleted = await db[POSTS].find_one_and_delete({"_id": post["_id"]})
     if deleted is None:
         raise NotFound("Blog post not found", "BLOG_POST_NOT_FOUND")
+    await search_kinds.index(db, "blog", post["_id"], None)
     for collection in (COMMENTS, LIKES, VIEWS):
         await db[collection].delete_many({"post_id": post["_id"]})
     return deleted

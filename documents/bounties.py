@@ -44,7 +44,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, categories, notifications, users
+from documents import catalog, categories, charges, notifications, users
 from documents.common import (
     object_id,
     omit,
@@ -55,6 +55,7 @@ from documents.common import (
     utcnow,
 )
 from documents.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
+from realtime import channels
 
 COLLECTION = "bounties"
 APPLICATIONS = "bounty_applications"
@@ -77,7 +78,6 @@ PUBLIC_STATUSES = ("open", "in_progress", "completed")
 STAFF_STATUSES = ("open", "in_progress", "cancelled")  # what staff may set by hand
 SELECTABLE = ("open", "in_progress")
 APPLICATION_STATUSES = ("pending", "selected", "rejected")
-CURRENCY = "usd"
 MAX_BUDGET_CENTS = 10_000_000          # 100,000.00 USD
 MAX_DEADLINE_DAYS = 730
 MAX_PROPOSAL = 5000
@@ -202,7 +202,7 @@ async def create(db, creator: dict, data: dict) -> dict:
     now = utcnow()
     doc = {"creator_id": creator["_id"], "title": data["title"],
            "description": data["description"], "requirements": data.get("requirements") or "",
-           "budget_cents": data["budget_cents"], "currency": CURRENCY,
+           "budget_cents": data["budget_cents"], "currency": charges.CURRENCY,
            "deadline": _check_deadline(data["deadline"]),
            "category": await _category(db, data.get("category")),
            "tags": _tags(data.get("tags")), "status": "open", "winner_id": None,
@@ -222,7 +222,7 @@ async def _portfolio(db, applicant: dict, model_ids: list[str] | None) -> list:
             ids.append(oid)
     if not ids:
         return []
-    found = {m["_id"]: m async for m in db[catalog.COLLECTION].find({"_id": {"$in": ids}})}
+    found = await catalog.get_many(db, ids)
     if any(i not in found or found[i]["creator_id"] != applicant["_id"]
            or not catalog.is_public(found[i]) for i in ids):
         raise Invalid({"portfolio_model_ids": ["Must be your own published models"]})
@@ -277,7 +277,7 @@ async def apply(db, hub, bounty_id: Any, applicant: dict, data: dict) -> tuple[d
 
 async def _notify_owner(db, hub, bounty: dict, application: dict, applicant: dict) -> None:
     await notifications.notify(
-        db, hub, bounty["creator_id"], "bounty_application", "New bounty application",
+        db, hub, bounty["creator_id"], channels.BOUNTY_APPLICATION, "New bounty application",
         f"{applicant['username']} applied to your bounty \"{bounty['title']}\"",
         data={"bounty_id": str(bounty["_id"]), "application_id": str(application["_id"]),
               "applicant": users.render_brief(applicant)},
@@ -315,7 +315,7 @@ async def select_winner(db, hub, bounty_id: Any, owner: dict, application_id: An
         {"bounty_id": bounty["_id"], "_id": {"$ne": application["_id"]}, "status": "pending"},
         {"$set": {"status": "rejected", "decided_at": now}})
     await notifications.notify(
-        db, hub, application["applicant_id"], "bounty_application", "You won a bounty",
+        db, hub, application["applicant_id"], channels.BOUNTY_APPLICATION, "You won a bounty",
         f"Your application to \"{won['title']}\" was selected",
         data={"bounty_id": str(won["_id"]), "application_id": str(application["_id"]),
               "status": "selected"},

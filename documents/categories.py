@@ -16,6 +16,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from documents.common import render, require_id, utcnow
+from documents.common import slugify as common_slugify
 from documents.errors import Conflict, NotFound
 
 COLLECTION = "categories"
@@ -29,8 +30,8 @@ INDEXES = {
 
 
 def slugify(name: str) -> str:
-    """`name` as a URL slug ("Sci-Fi & Space" → "sci-fi-space")."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "category"
+    """`name` as a category slug ("Sci-Fi & Space" → "sci-fi-space"); see `common.slugify`."""
+    return common_slugify(name, "category")
 
 
 def _name_query(name: str) -> dict:
@@ -142,7 +143,9 @@ async def adjust_count(db, name: str, delta: int) -> None:
 
 
 def render_category(doc: dict) -> dict:
-    """A category in API form: id, name, slug, description, icon, order, is_active, model_count."""
+    """A category in API form: id, name, slug, description, icon, order, is_active (also as
+    seed 004's `enabled`), model_count."""
     out = render(doc)
     out.pop("name_lower", None)
+    out["enabled"] = bool(out.get("is_active", True))
     return out

@@ -12,7 +12,7 @@ count always equals ``len(model_ids)`` and a model is never in a collection twic
 ALREADY_IN_COLLECTION), even under racing requests.
 
 A follow is its own document ``{_id, user_id, collection_id, created_at}``, unique per pair;
-`followers` moves by one right after the insert or delete that won (DESIGN §5).
+`followers` moves by one right after the insert or delete that won (docs/architecture.md §4).
 
 Visibility: a private collection exists only for its owner (404 for everyone else, staff
 included); only the owner edits, deletes, adds and removes (403 on a public collection).
@@ -111,7 +111,7 @@ async def models_page(db, collection: dict, viewer: dict | None, *, page: int,
     """
     ids = list(collection.get("model_ids") or [])
     window = ids[(page - 1) * limit: page * limit]
-    found = {m["_id"]: m async for m in db[catalog.COLLECTION].find({"_id": {"$in": window}})}
+    found = await catalog.get_many(db, window)
     models = [found[i] for i in window
               if i in found and (catalog.is_public(found[i]) or catalog.can_manage(viewer, found[i]))]
     pages = -(-len(ids) // limit)
@@ -239,7 +239,7 @@ async def render_many(db, docs: list[dict]) -> list[dict]:
 async def remove_model_everywhere(db, model_id) -> int:
     """Take a deleted model out of every collection (each one's `model_count` moves with it).
 
-    For `documents.catalog.delete_model` callers. Returns how many collections held it.
+    For `documents.model_writes.delete_model` callers. Returns how many collections held it.
     """
     changed = 0
     async for doc in db[COLLECTION].find({"model_ids": model_id}, {"_id": 1}):

@@ -1,6 +1,6 @@
 """Helpers shared by every document module: ids, clocks, API rendering, pagination.
 
-Rendering rules (DESIGN §3): ids are ObjectId hex strings under `id`; timestamps are
+Rendering rules (docs/architecture.md §3): ids are ObjectId hex strings under `id`; timestamps are
 ISO 8601 UTC with `Z`; money is stored as integer `*_cents` and shown as a decimal number
 with two places under the name without `_cents`.
 """
@@ -15,6 +15,8 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from bson.tz_util import utc as bson_utc
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.errors import Invalid, NotFound
@@ -39,11 +41,17 @@ def object_id(value: Any) -> ObjectId | None:
 
 
 def require_id(value: Any, what: str = "Resource") -> ObjectId:
-    """`value` as an ObjectId; raises NotFound("<what> not found") when it is not one (DESIGN §3)."""
+    """`value` as an ObjectId; raises NotFound("<what> not found") when it is not one.
+
+    An id that is not an ObjectId is a 404, never a 500 (docs/architecture.md §3).
+    """
     oid = object_id(value)
     if oid is None:
         raise NotFound(f"{what} not found")
     return oid
+
+
+_UTC_ZONES = (timezone.utc, bson_utc)  # what documents read with tz_aware=True carry
 
 
 def iso(value: datetime | None) -> str | None:
@@ -52,7 +60,11 @@ def iso(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif value.tzinfo not in _UTC_ZONES and value.utcoffset():
+        value = value.astimezone(timezone.utc)
+    # what isoformat(timespec="milliseconds") gives for UTC, without the offset
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z")
 
 
 def to_cents(amount: Any) -> int:
@@ -61,8 +73,9 @@ def to_cents(amount: Any) -> int:
 
 
 def from_cents(cents: int | None) -> float:
-    """Integer cents as the API's decimal number with two places (``2999`` → ``29.99``)."""
-    return float(Decimal(int(cents or 0)) / 100)
+    """Integer cents as the API's decimal number with two places (``2999`` → ``29.99``):
+    the double nearest to cents/100 (Python's int division rounds correctly)."""
+    return int(cents or 0) / 100
 
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
@@ -92,12 +105,24 @@ def render(value: Any) -> Any:
 def _render_mapping(value: Mapping) -> dict:
     out = {}
     for key, item in value.items():
-        if key == "_id":
+        kind = type(item)
+        if kind is str or kind is float or kind is bool or item is None:
+            out["id" if key == "_id" else key] = item
+        elif kind is int:
+            if key.endswith("_cents"):
+                out[key[:-6]] = item / 100          # from_cents, inlined
+            else:
+                out["id" if key == "_id" else key] = item
+        elif kind is datetime:
+            out["id" if key == "_id" else key] = iso(item)
+        elif kind is ObjectId:
+            out["id" if key == "_id" else key] = str(item)
+        elif key == "_id":
             out["id"] = render(item)
         elif key.endswith("_cents") and isinstance(item, int):
             out[key[: -len("_cents")]] = from_cents(item)
         else:
-            out[key] = item if type(item) in _PLAIN else render(item)
+            out[key] = render(item)
     return out
 
 
@@ -118,7 +143,7 @@ def _render_other(value: Any) -> Any:
 
 def omit(doc: Mapping[str, Any], keys: Iterable[str]) -> dict:
     """A copy of `doc` without `keys` (private fields)."""
-    drop = set(keys)
+    drop = keys if isinstance(keys, frozenset | set) else set(keys)
     return {k: v for k, v in doc.items() if k not in drop}
 
 
@@ -151,7 +176,7 @@ async def counted_insert(db, records: str, doc: dict, counter: Callable[[int], A
     `records` has a unique index that makes a second record a DuplicateKeyError → `duplicate`
     is raised. `counter(step)` applies `$inc` on the target and returns the new target
     document, or None when the target is gone → the record is taken back and `missing`
-    raised. Returns the target document after the increment (DESIGN §5: counters move with
+    raised. Returns the target document after the increment (docs/architecture.md §4: counters move with
     the record, so they cannot drift).
     """
     try:
@@ -199,3 +224,76 @@ async def paginate(collection, query: Mapping, *, page: int, limit: int,
         total = await collection.count_documents(query)
     pages = math.ceil(total / limit) if limit else 0
     return docs, {"total": total, "page": page, "limit": limit, "pages": pages}
+
+
+_HEX24_SLUG = re.compile(r"[0-9a-f]{24}")
+
+
+def slugify(text: str | None, fallback: str, max_length: int = 80) -> str:
+    """`text` as a URL slug: lower-case ASCII letters and digits joined by ``-``
+    ("Sci-Fi & Space" → "sci-fi-space", "Knight's Sword" → "knight-s-sword").
+
+    At most `max_length` characters; `fallback` when nothing is left; ``"<slug>-<fallback>"``
+    when the slug is 24 hex digits, which would read as an id (docs/architecture.md §3).
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", (text or "").lower()).strip("-")
+    slug = slug[:max_length].strip("-") or fallback
+    return f"{slug}-{fallback}" if _HEX24_SLUG.fullmatch(slug) else slug
+
+
+async def upsert_one(collection, query: Mapping, update: Mapping, *, reread: bool,
+                     attempts: int = 5) -> dict:
+    """`find_one_and_update(query, update, upsert=True)` returning the document after it,
+    correct when calls race on the document's first creation, on any MongoDB.
+
+    Two racing upserts may both insert; the loser gets `DuplicateKeyError` (a unique index or
+    `_id`) and is retried, which then matches the winner's document. A server may also answer
+    a racing upsert with no document: with `reread` (idempotent updates such as
+    `$setOnInsert`) the document is read back; without it (`$inc` and other updates whose
+    effect must be seen exactly) the update is applied again. Raises `DuplicateKeyError`
+    when it still collides after `attempts`.
+    """
+    for attempt in range(attempts):
+        try:
+            doc = await collection.find_one_and_update(
+                query, update, upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        if doc is None and reread:
+            doc = await collection.find_one(query)
+        if doc is not None:
+            return doc
+    raise DuplicateKeyError(f"upsert into {collection.name} found no document after {attempts} attempts")
+
+
+# ------------------------------------------------------ by-id access for the owner of a collection
+
+async def get_by_id(db, collection: str, doc_id: Any, what: str) -> dict:
+    """The document `doc_id` (24-hex or ObjectId) of `collection`, which its owner module
+    names; raises NotFound "<what> not found" (also for a malformed id)."""
+    oid = require_id(doc_id, what)
+    doc = await db[collection].find_one({"_id": oid})
+    if doc is None:
+        raise NotFound(f"{what} not found")
+    return doc
+
+
+async def update_by_id(db, collection: str, doc_id: Any, changes: dict, what: str) -> dict:
+    """`$set` `changes` (and `updated_at`) on document `doc_id` of `collection`; returns the
+    document after the change. Raises NotFound "<what> not found"."""
+    oid = require_id(doc_id, what)
+    doc = await db[collection].find_one_and_update(
+        {"_id": oid}, {"$set": {**changes, "updated_at": utcnow()}},
+        return_document=ReturnDocument.AFTER)
+    if doc is None:
+        raise NotFound(f"{what} not found")
+    return doc
+
+
+async def delete_by_id(db, collection: str, doc_id: Any, what: str) -> None:
+    """Delete document `doc_id` of `collection`; raises NotFound "<what> not found"."""
+    oid = require_id(doc_id, what)
+    if (await db[collection].delete_one({"_id": oid})).deleted_count != 1:
+        raise NotFound(f"{what} not found")

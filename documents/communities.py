@@ -1,6 +1,4 @@
-"""Communities: what the community socket needs so far (seed 000 §5, §9; DESIGN §4).
-
-The community issue extends this module (creation, membership, posts). Documents::
+"""Communities, their members and chat (seed 000 §5, §9; docs/architecture.md §6). Documents::
 
     communities: {_id, name, name_lower (unique), slug, description, icon, banner_gradient,
                   category, creator_id, member_count, post_count,
@@ -15,7 +13,7 @@ Chat access (`chat_access`): active members write; staff holding
 active community; a private community is closed to non-members; a community that is not
 active does not exist except to staff.
 
-Community rules (issue 4 item 1; seed 000 §5, seed 001 §8 and §13 "Community Management"):
+Community rules (seed 000 §5, seed 001 §8 and §13 "Community Management"):
 - A community created by a user is `pending` until staff approve it (`approve`, conditional
   pending → active; the creator is notified `community_approved`); staff create active ones.
   Its name is unique case-insensitively (`name_lower`, 409 COMMUNITY_NAME_TAKEN). The creator
@@ -46,23 +44,34 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import notifications, users
+from documents import common, notifications, search_engine, search_kinds, users
 from documents.common import (
     object_id,
     omit,
     paginate,
     render,
     require_id,
-    search_regex,
     utcnow,
+)
+from documents.community_access import (  # noqa: F401 - the rules, read as communities.<name>
+    MANAGER_ROLES,
+    MODERATE,
+    ROLES,
+    can_manage,
+    can_read,
+    chat_access,
+    is_active_member,
+    is_moderator,
+    require_manage,
+    require_read,
 )
 from documents.errors import Conflict, Forbidden, NotFound
 from documents.support import clean_attachments, clean_content
+from realtime import channels
 
 COMMUNITIES = "communities"
 MEMBERS = "community_members"
 CHAT = "community_messages"
-MODERATE = "communities.moderate"
 
 INDEXES = {
     COMMUNITIES: [IndexModel([("name_lower", ASCENDING)], unique=True)],
@@ -74,11 +83,6 @@ INDEXES[COMMUNITIES] += [IndexModel([("status", ASCENDING), ("member_count", DES
                          IndexModel([("category", ASCENDING)])]
 INDEXES[MEMBERS] += [IndexModel([("community_id", ASCENDING), ("status", ASCENDING),
                                  ("joined_at", ASCENDING)])]
-
-
-def channel_of(community_id: Any) -> str:
-    """The live channel of a community: ``community:<ObjectId hex>``."""
-    return f"community:{community_id}"
 
 
 async def get(db, community_id: Any) -> dict | None:
@@ -93,23 +97,6 @@ async def membership(db, community_id: Any, user_id: Any) -> dict | None:
     if cid is None or uid is None:
         return None
     return await db[MEMBERS].find_one({"community_id": cid, "user_id": uid})
-
-
-def chat_access(community: dict, member: dict | None, user: dict) -> str:
-    """``"write"`` or ``"read"`` for `user` (with `member`, its membership record or None).
-
-    Raises NotFound when the community is not active (staff excepted) and Forbidden for a
-    private community the user is not an active member of.
-    """
-    staff = users.has_permission(user, MODERATE)
-    active_member = bool(member and member.get("status") == "active")
-    if community.get("status") != "active" and not staff:
-        raise NotFound("Community not found", "COMMUNITY_NOT_FOUND")
-    if active_member or staff:
-        return "write"
-    if community.get("is_private"):
-        raise Forbidden("This community is private; join it first", "NOT_A_MEMBER")
-    return "read"
 
 
 async def add_chat_message(db, hub, community: dict, sender: dict, content: Any,
@@ -128,17 +115,15 @@ async def add_chat_message(db, hub, community: dict, sender: dict, content: Any,
     message["_id"] = (await db[CHAT].insert_one(message)).inserted_id
     rendered = render(message)
     rendered["sender"] = users.render_brief(sender)
-    await hub.publish(channel_of(community["_id"]), "message_received", rendered)
+    await hub.publish(channels.community(community["_id"]), channels.MESSAGE_RECEIVED, rendered)
     return rendered
 
 
 # =========================================================================== community issue
-# Creation, listing, membership, moderation (issue 4 item 1). The functions above are used
+# Creation, listing, membership, moderation. The functions above are used
 # by `handlers/sockets.py` and stay as they are.
 
 STATUSES = ("pending", "active", "suspended")
-ROLES = ("member", "moderator", "admin")
-MANAGER_ROLES = ("admin", "moderator")
 EDITABLE = ("name", "description", "icon", "banner_gradient", "category", "is_private",
             "require_approval", "rules")
 SORTS = {"popular": [("member_count", DESCENDING), ("_id", ASCENDING)],
@@ -148,47 +133,13 @@ _NOT_FOUND = ("Community not found", "COMMUNITY_NOT_FOUND")
 
 
 def slugify(name: str) -> str:
-    """`name` as a URL slug: lower-case words joined by ``-`` (``"3D Game Assets"`` →
-    ``"3d-game-assets"``)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "community"
+    """`name` as a community slug ("3D Game Assets" → "3d-game-assets"); see `common.slugify`."""
+    return common.slugify(name, "community")
 
 
-def is_moderator(user: dict | None) -> bool:
-    """True for staff holding `communities.moderate` (seed 000 `AdminUser`)."""
-    return users.has_permission(user, MODERATE)
-
-
-def is_active_member(member: dict | None) -> bool:
-    return bool(member and member.get("status") == "active")
-
-
-def can_manage(member: dict | None, user: dict | None) -> bool:
-    """Community admins/moderators (active) and staff with `communities.moderate`."""
-    return is_moderator(user) or bool(is_active_member(member)
-                                      and member.get("role") in MANAGER_ROLES)
-
-
-def can_read(community: dict, member: dict | None, user: dict | None) -> bool:
-    """Who sees posts and members: anyone for a public active community; active members and
-    staff for a private one."""
-    if is_moderator(user):
-        return True
-    if community.get("status") != "active":
-        return False
-    return not community.get("is_private") or is_active_member(member)
-
-
-def require_read(community: dict, member: dict | None, user: dict | None) -> None:
-    """Raise Forbidden NOT_A_MEMBER unless `can_read`."""
-    if not can_read(community, member, user):
-        raise Forbidden("This community is private; join it first", "NOT_A_MEMBER")
-
-
-def require_manage(member: dict | None, user: dict | None) -> None:
-    """Raise Forbidden unless `can_manage` (community admin/moderator or staff)."""
-    if not can_manage(member, user):
-        raise Forbidden("Only the community's admins and moderators can do this",
-                        "NOT_A_COMMUNITY_MODERATOR")
+async def move_post_count(db, community_id, step: int) -> None:
+    """Add `step` (±1) to the community's `post_count`, beside the post write that moved it."""
+    await db[COMMUNITIES].update_one({"_id": community_id}, {"$inc": {"post_count": step}})
 
 
 def _is_creator(community: dict, user: dict | None) -> bool:
@@ -264,8 +215,9 @@ async def list_page(db, viewer: dict | None, *, page: int, limit: int, search: s
     Everyone sees active communities (private ones included: their card is public); staff
     (`staff_view`) see every status. `member_of_me` lists the viewer's own communities
     (active memberships and pending requests), whatever their status. A non-staff `status`
-    other than active without `member_of_me` raises Forbidden. `search` matches name or
-    description literally (regex-escaped). Returns (documents, pagination meta).
+    other than active without `member_of_me` raises Forbidden. `search` ranks by relevance
+    (`documents.search_engine.ranked_page`: name, category, description; `sort` then does
+    not apply). Returns (documents, pagination meta).
     """
     query: dict = {}
     if member_of_me:
@@ -279,8 +231,9 @@ async def list_page(db, viewer: dict | None, *, page: int, limit: int, search: s
         query["status"] = "active"
     if category:
         query["category"] = {"$regex": f"^{re.escape(category.strip())}$", "$options": "i"}
-    if search and search.strip():
-        query["$or"] = [{"name": search_regex(search)}, {"description": search_regex(search)}]
+    if search and search.strip():     # relevance: words in any order, stems, typos
+        return await search_engine.ranked_page(db, COMMUNITIES, search, db[COMMUNITIES], query,
+                                               page=page, limit=limit)
     return await paginate(db[COMMUNITIES], query, page=page, limit=limit,
                           sort=SORTS.get(sort, SORTS["popular"]))
 
@@ -317,6 +270,7 @@ async def create(db, creator: dict, data: dict, *, status: str = "pending") -> d
                        "COMMUNITY_NAME_TAKEN") from None
     await db[MEMBERS].insert_one({"community_id": doc["_id"], "user_id": creator["_id"],
                                   "role": "admin", "status": "active", "joined_at": now})
+    await search_kinds.index(db, COMMUNITIES, doc["_id"], doc)
     return doc
 
 
@@ -340,6 +294,7 @@ async def update(db, community: dict, changes: dict) -> dict:
                        "COMMUNITY_NAME_TAKEN") from None
     if doc is None:
         raise NotFound(*_NOT_FOUND)
+    await search_kinds.index(db, COMMUNITIES, doc["_id"], doc)
     return doc
 
 
@@ -350,20 +305,18 @@ def require_owner_or_staff(community: dict, user: dict) -> None:
 
 
 async def delete(db, community: dict) -> None:
-    """Delete the community with its members, posts and chat messages (hard delete; the name
-    becomes free); pending reports about its posts are dismissed. Raises NotFound when it
-    was already gone."""
+    """Delete the community with its members and chat messages (hard delete; the name
+    becomes free), and its posts' search documents. Raises NotFound when it was already
+    gone. `documents.community_removal.remove_community` also removes its posts and
+    reports."""
     result = await db[COMMUNITIES].delete_one({"_id": community["_id"]})
     if not result.deleted_count:
         raise NotFound(*_NOT_FOUND)
     cid = community["_id"]
+    await search_kinds.index(db, COMMUNITIES, cid, None)
+    await search_kinds.remove_community_posts(db, cid)
     await db[MEMBERS].delete_many({"community_id": cid})
     await db[CHAT].delete_many({"community_id": cid})
-    await db["posts"].delete_many({"community_id": cid})
-    await db["content_reports"].update_many(
-        {"community_id": cid, "status": "pending"},
-        {"$set": {"status": "dismissed", "action": "dismiss", "resolved_at": utcnow(),
-                  "notes": "The community was deleted"}})
 
 
 async def approve(db, hub, community_id: Any, moderator: dict) -> dict:
@@ -378,8 +331,9 @@ async def approve(db, hub, community_id: Any, moderator: dict) -> dict:
     if doc is None:
         await require(db, oid)
         raise Conflict("Only a pending community can be approved", "COMMUNITY_NOT_PENDING")
+    await search_kinds.index(db, COMMUNITIES, doc["_id"], doc)
     await notifications.notify(
-        db, hub, doc["creator_id"], "community_approved", "Community approved",
+        db, hub, doc["creator_id"], channels.COMMUNITY_APPROVED, "Community approved",
         f"Your community \"{doc['name']}\" is now live.",
         data={"community_id": str(doc["_id"])}, action_url=f"/community/{doc['_id']}")
     return doc
@@ -395,7 +349,7 @@ async def _count_members(db, community_id, step: int) -> dict | None:
 
 async def publish_member_joined(hub, community: dict, user: dict, member: dict) -> None:
     """`member_joined` on ``community:<id>``: {community_id, user, role, member_count}."""
-    await hub.publish(channel_of(community["_id"]), "member_joined", {
+    await hub.publish(channels.community(community["_id"]), channels.MEMBER_JOINED, {
         "community_id": community["_id"], "user": users.render_brief(user),
         "role": member["role"], "member_count": community.get("member_count", 0)})
 
@@ -512,10 +466,15 @@ async def members_page(db, community: dict, *, page: int, limit: int, status: st
     return items, meta
 
 
-async def chat_page(db, community: dict, *, page: int, limit: int) -> tuple[list[dict], dict]:
-    """One page of the community's chat messages, newest first, each with its `sender`."""
-    docs, meta = await paginate(db[CHAT], {"community_id": community["_id"]}, page=page,
-                                limit=limit, sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+async def chat_page(db, community: dict | None, *, page: int, limit: int,
+                    member: dict | None = None) -> tuple[list[dict], dict]:
+    """One page of chat messages, newest first, each with its `sender`: of `community`, or
+    without one of every community where `member` is an active member."""
+    query = {"community_id": community["_id"]} if community else {"community_id": {"$in": [
+        m["community_id"] for m in await db[MEMBERS].find(
+            {"user_id": member["_id"], "status": "active"}, {"community_id": 1}).to_list(None)]}}
+    docs, meta = await paginate(db[CHAT], query, page=page, limit=limit,
+                                sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
     senders = await users.get_many(db, [d["sender_id"] for d in docs])
     return [{**render(d), "sender": users.render_brief(senders.get(d["sender_id"]))}
             for d in docs], meta

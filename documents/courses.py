@@ -18,7 +18,7 @@ Rules:
   everyone but its instructor and staff. `video_url` is shown to the enrolled, the
   instructor and staff only.
 - A free course is enrolled in at once. A paid course needs a payment through the payment
-  provider (`documents.payments`, DESIGN §7): the body's `payment_method_token` creates and
+  provider (`providers.payments`, docs/architecture.md §5): the body's `payment_method_token` creates and
   confirms a PaymentIntent for `price_cents` in usd. Declined → 402 PAYMENT_FAILED and
   nothing stored; no token → 402 PAYMENT_REQUIRED; 3-D Secure → 402
   PAYMENT_REQUIRES_ACTION with the intent's `payment_intent_id`, `client_secret` and
@@ -44,7 +44,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import users
+from documents import charges, users
 from documents.common import omit, paginate, render, require_id, search_regex, utcnow
 from documents.errors import Conflict, DomainError, Invalid, NotFound, PaymentFailed
 
@@ -66,7 +66,6 @@ INDEXES = {
 }
 
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
-CURRENCY = "usd"
 MAX_PRICE_CENTS = 1_000_000            # 10,000.00 USD
 PAYABLE = ("requires_action", "requires_confirmation")
 SORTS = {
@@ -203,26 +202,17 @@ async def _charge(provider, course: dict, user: dict, token: str | None,
     elif token:
         key = f"course-enroll:{user['_id']}:{course['_id']}:{idempotency_key or uuid.uuid4().hex}"
         intent = await provider.create_payment_intent(
-            course["price_cents"], CURRENCY, idempotency_key=key, metadata=metadata,
+            course["price_cents"], charges.CURRENCY, idempotency_key=key, metadata=metadata,
             payment_method_token=token)
     else:
         raise PaymentFailed("This course must be paid for: send a payment_method_token",
                             "PAYMENT_REQUIRED")
-    _check_paid(intent)
-    if intent.amount_cents != course["price_cents"] or intent.currency != CURRENCY:
+    if intent.status == "succeeded" and not charges.payment_matches(
+            intent, course["price_cents"], metadata=metadata):
         await _refund(provider, intent)
         raise PaymentFailed("The payment does not match the course price", "PAYMENT_MISMATCH")
+    charges.require_payment(intent, course["price_cents"], metadata=metadata)
     return intent
-
-
-def _check_paid(intent) -> None:
-    if intent.status == "requires_action":
-        raise PaymentFailed("The payment needs authentication", "PAYMENT_REQUIRES_ACTION",
-                            payment_intent_id=intent.id, client_secret=intent.client_secret,
-                            next_action=intent.next_action)
-    if intent.status != "succeeded":
-        raise PaymentFailed(intent.failure_message or "Your card was declined",
-                            decline_code=intent.failure_code)
 
 
 async def _refund(provider, intent) -> None:

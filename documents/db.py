@@ -1,7 +1,8 @@
 """Opening the document store and creating every module's indexes at start-up.
 
 With `MONGODB_URL` set: motor against that server. Without: mongomock-motor in memory
-(DESIGN §1, embedded default). Both with `tz_aware=True`, so datetimes come back as UTC.
+(docs/architecture.md §1, embedded default; reads by `_id` by lookup:
+`documents.embedded_store`). Both with `tz_aware=True`, so datetimes come back as UTC.
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ DOCUMENT_MODULES = (
     "documents.collections",
     "documents.money",
     "documents.cart",
+    "documents.coupons",
     "documents.orders",
     "documents.purchases",
+    "documents.downloads",
     "documents.earnings",
     "documents.payouts",
     "documents.communities",
@@ -41,20 +44,24 @@ DOCUMENT_MODULES = (
     "documents.posts",
     "documents.reports",
     "documents.content",
+    "documents.email_admin",
     "documents.bounties",
     "documents.courses",
+    "documents.search_index",
 )
 
 
-def open_client(settings: Settings):
-    """A motor client for MONGODB_URL, or an in-memory mongomock-motor client."""
+def open_client(settings: Settings, event_listeners=()):
+    """A motor client for MONGODB_URL (with pymongo's `event_listeners`, e.g. command
+    monitoring), or an in-memory mongomock-motor client (which has no commands to monitor)."""
     if settings.embedded_store:
-        from mongomock_motor import AsyncMongoMockClient
+        from documents import embedded_store
 
-        return AsyncMongoMockClient(tz_aware=True)
+        return embedded_store.open_client(tz_aware=True)
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    return AsyncIOMotorClient(settings.mongodb_url, tz_aware=True, uuidRepresentation="standard")
+    return AsyncIOMotorClient(settings.mongodb_url, tz_aware=True, uuidRepresentation="standard",
+                              event_listeners=list(event_listeners))
 
 
 async def ensure_indexes(db) -> None:

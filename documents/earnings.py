@@ -1,11 +1,11 @@
-"""Creator earnings: ledger reads and the balance rules (issue 5 item 6; DESIGN §3, §7;
+"""Creator earnings: ledger reads and the balance rules (docs/architecture.md §3, §5;
 seed 001 §7 "Financials").
 
 The ledger (`ledger_entries`) and the balances (`seller_balances`) are written by
 `documents.money` (sale and refund lines, from checkout and refunds) and `documents.payouts`
 (payout and payout_reversal lines). This module owns the one move between the two buckets:
 
-- A `sale` line is `pending` until its `available_at` (created_at + 14-day refund window),
+- A `sale` line is `pending` until its `available_at` (created_at + the refund window, EARNINGS_HOLD_DAYS),
   then `release_matured` makes it `available`: per line a conditional `find_one_and_update`
   (``status: "pending", available_at <= now``) admits one winner, and the winner moves the
   amount ``pending_cents -= x, available_cents += x`` with `money.apply_counter` (op
@@ -14,6 +14,9 @@ The ledger (`ledger_entries`) and the balances (`seller_balances`) are written b
 - A pending `refund` line (negative, written while its sale was pending) matures together
   with its sale: it is released once the sale line is `available`. That keeps both buckets
   right whichever order a refund and a release happen in.
+- The periodic job releases every seller's matured lines (`release_all`); each released sale
+  line is announced once ("funds available"): `claim_funds_notices` claims the lines whose
+  `funds_notified` is False, whichever path released them.
 - Lines whose balance write is not done yet (`applied: False`, see `documents.money`) are
   never released; lines claimed but not moved (a crash) are re-driven after RECOVER_AFTER.
 
@@ -26,15 +29,16 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from bson import ObjectId
 from pymongo import DESCENDING
 
-from documents import money, users
+from documents import catalog, money, purchases, users
 from documents.common import paginate, render, utcnow
 
 LEDGER = money.LEDGER
 BALANCES = money.BALANCES
 PAYOUTS = "payouts"
-TRANSACTIONS = "transactions"
+TRANSACTIONS = purchases.TRANSACTIONS
 LEDGER_KINDS = ("sale", "refund", "payout", "payout_reversal")
 OPEN_PAYOUT = ("requested", "approved")
 RECOVER_AFTER = timedelta(minutes=5)
@@ -56,7 +60,8 @@ async def _move(db, entry: dict) -> None:
 async def _claim(db, entry_id, now: datetime) -> dict | None:
     return await db[LEDGER].find_one_and_update(
         {"_id": entry_id, "status": "pending", "available_at": {"$lte": now}},
-        {"$set": {"status": "available", "released_at": now, "release_applied": False}},
+        {"$set": {"status": "available", "released_at": now, "release_applied": False,
+                  "funds_notified": False}},
         return_document=True)
 
 
@@ -109,6 +114,37 @@ async def release_matured(db, seller_id, now: datetime | None = None) -> int:
     return moved
 
 
+async def release_all(db, now: datetime | None = None) -> int:
+    """Release the matured lines of every seller who has some (the periodic job); returns
+    the cents moved by this call."""
+    now = now or utcnow()
+    sellers = await db[LEDGER].distinct("seller_id", {
+        "status": "pending", "available_at": {"$lte": now}, "kind": "sale"})
+    stuck = await db[LEDGER].distinct("seller_id", {"release_applied": False})
+    moved = 0
+    for seller_id in {*sellers, *stuck}:
+        moved += await release_matured(db, seller_id, now)
+    return moved
+
+
+async def claim_funds_notices(db, limit: int = RELEASE_BATCH) -> list[tuple]:
+    """Released sale lines not yet announced, claimed once (flag `funds_notified`):
+    ``[(seller_id, cents), ...]`` summed per seller, for the "funds available" notice."""
+    token = ObjectId()
+    lines = await db[LEDGER].find({"kind": "sale", "status": "available",
+                                   "funds_notified": False}, {"_id": 1}).to_list(limit)
+    if not lines:
+        return []
+    await db[LEDGER].update_many({"_id": {"$in": [d["_id"] for d in lines]},
+                                  "funds_notified": False}, {"$set": {"funds_notified": token}})
+    won = await db[LEDGER].find({"funds_notified": token},
+                                {"seller_id": 1, "amount_cents": 1}).to_list(limit)
+    totals: dict = {}
+    for line in won:
+        totals[line["seller_id"]] = totals.get(line["seller_id"], 0) + int(line["amount_cents"])
+    return list(totals.items())
+
+
 # --------------------------------------------------------------------------- balances
 
 async def _sum(db, collection: str, match: dict, field: str) -> int:
@@ -132,10 +168,41 @@ async def balance_cents(db, seller_id, *, release: bool = True) -> dict:
     return {**stored, "in_payout_cents": in_payout, "lifetime_earnings_cents": lifetime}
 
 
-async def balance(db, seller_id) -> dict:
-    """The seller's balance in API form: ``{pending, available, paid_out, in_payout,
-    lifetime_earnings, currency}`` (decimals; brief "Money")."""
-    return {**render(await balance_cents(db, seller_id)), "currency": "usd"}
+PENDING_LINES = 50
+
+
+async def pending_lines(db, seller_id) -> list[dict]:
+    """The seller's pending sale lines (net of their pending refunds), soonest available
+    first, at most PENDING_LINES: ``[{transaction_id, amount, available_at, created_at}]``."""
+    docs = await db[LEDGER].find(
+        {"seller_id": seller_id, "status": "pending", "kind": {"$in": ["sale", "refund"]}},
+        {"transaction_id": 1, "amount_cents": 1, "available_at": 1, "created_at": 1, "kind": 1},
+    ).sort([("available_at", 1), ("_id", 1)]).to_list(PENDING_LINES * 2)
+    lines: dict[str, dict] = {}
+    for doc in docs:
+        line = lines.setdefault(doc["transaction_id"], {
+            "transaction_id": doc["transaction_id"], "amount_cents": 0,
+            "available_at": doc["available_at"], "created_at": doc["created_at"]})
+        line["amount_cents"] += int(doc["amount_cents"])
+    return [render(line) for line in lines.values() if line["amount_cents"] > 0][:PENDING_LINES]
+
+
+async def balance(db, seller_id, settings=None) -> dict:
+    """The seller's balance in API form (decimals; brief "Money")::
+
+        {pending, available, paid_out, in_payout, lifetime_earnings, currency,
+         hold_days, next_available_at, pending_lines: [{transaction_id, amount,
+         available_at, created_at}]}
+
+    Matured lines are released first, judged by their dates (`release_matured`), so the
+    figures are right whether or not a periodic release ran; `pending_lines` tells when each
+    pending amount becomes available (`hold_days` after its sale: EARNINGS_HOLD_DAYS of
+    `settings`)."""
+    figures = render(await balance_cents(db, seller_id))
+    lines = await pending_lines(db, seller_id)
+    return {**figures, "currency": "usd", "hold_days": money.hold_window(settings).days,
+            "next_available_at": lines[0]["available_at"] if lines else None,
+            "pending_lines": lines}
 
 
 # --------------------------------------------------------------------------- reads
@@ -171,15 +238,14 @@ def transactions_query(user_id, role: str = "all", status: str | None = None) ->
 
 
 async def _titles(db, model_ids) -> dict:
-    docs = await db["models"].find({"_id": {"$in": list(set(model_ids))}},
-                                   {"title": 1, "thumbnail_url": 1}).to_list(None)
-    return {d["_id"]: d for d in docs}
+    return await catalog.get_many(db, list(set(model_ids)))
 
 
 def render_transaction(txn: dict, user_id, models: dict) -> dict:
     """A transaction as its buyer or seller sees it: seed 000 `Transaction` (decimals) plus
     `direction` ("sale" | "purchase"), `model_title`, `model_thumbnail`."""
-    out = render({k: v for k, v in txn.items() if k not in ("counted", "uncounted")})
+    out = render({k: v for k, v in txn.items()
+                  if k not in ("counted", "uncounted", "counted_claim", "uncounted_claim")})
     out["direction"] = "sale" if txn.get("seller_id") == user_id else "purchase"
     model = models.get(txn.get("model_id")) or {}
     out["model_title"] = model.get("title")

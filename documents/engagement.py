@@ -11,7 +11,7 @@ Documents (referenced, never embedded in the model: they grow without bound)::
 
 Counters on the model (`likes`, `comment_count`, `views`, `shares`) move with `$inc` right
 after the write that changes the state won (the unique insert or the delete), so a counter
-moves exactly once per stored or removed record, even when requests race (DESIGN §5).
+moves exactly once per stored or removed record, even when requests race (docs/architecture.md §4).
 Shares are a bare counter (no per-share record).
 
 Comments are threaded one level deep: a reply to a reply joins the thread of its top-level
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from datetime import UTC, datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, users
+from documents import catalog, common, notifications, users
 from documents.common import (
     counted_delete,
     counted_insert,
@@ -43,6 +42,7 @@ from documents.common import (
     utcnow,
 )
 from documents.errors import Conflict, NotFound
+from realtime import channels
 
 LIKES = "model_likes"
 COMMENTS = "model_comments"
@@ -75,16 +75,16 @@ INDEXES = {
 
 async def _bump(db, model_id, field: str, step: int) -> dict | None:
     """`$inc` the model's counter `field` by `step`; the new model document, or None if gone."""
-    return await db[catalog.COLLECTION].find_one_and_update(
-        {"_id": model_id}, {"$inc": {field: step}}, return_document=ReturnDocument.AFTER)
+    return await catalog.move_counter(db, model_id, field, step)
 
 
 # --------------------------------------------------------------------------- likes
 
-async def like(db, model: dict, user: dict) -> int:
+async def like(db, hub, model: dict, user: dict) -> int:
     """`user` likes `model` (seed 000 §3 `POST /api/models/{id}/like`); returns the new `likes`.
 
-    One like per (user, model), held by the unique index even under racing requests.
+    One like per (user, model), held by the unique index even under racing requests. The
+    creator gets a `model_liked` notification (through `hub`) unless the like is their own.
     Raises Conflict ALREADY_LIKED (409); NotFound when the model vanished meanwhile.
     """
     doc = {"user_id": user["_id"], "model_id": model["_id"], "created_at": utcnow()}
@@ -92,6 +92,12 @@ async def like(db, model: dict, user: dict) -> int:
         db, LIKES, doc, lambda step: _bump(db, model["_id"], "likes", step),
         duplicate=Conflict("You already like this model", "ALREADY_LIKED"),
         missing=NotFound("Model not found", "MODEL_NOT_FOUND"))
+    if model["creator_id"] != user["_id"]:
+        await notifications.notify(
+            db, hub, model["creator_id"], channels.MODEL_LIKED, "New like",
+            f"{user['username']} liked your model \"{model['title']}\"",
+            data={"model_id": str(model["_id"]), "user": users.render_brief(user)},
+            action_url=f"/model/{model['_id']}")
     return int(after["likes"])
 
 
@@ -114,11 +120,13 @@ async def has_liked(db, user_id, model_id) -> bool:
 
 # --------------------------------------------------------------------------- comments
 
-async def add_comment(db, model: dict, user: dict, content: str, parent_id=None) -> dict:
+async def add_comment(db, hub, model: dict, user: dict, content: str, parent_id=None) -> dict:
     """Store a comment of `user` on `model` (seed 000 §3 `POST .../comments`), 1–2000 chars
     (the schema strips and bounds it). `parent_id` (hex) makes it a reply (module docstring).
 
-    Bumps the model's `comment_count` (and the root's `reply_count`). Returns the document.
+    Bumps the model's `comment_count` (and the root's `reply_count`); the creator gets a
+    `comment_received` notification (through `hub`) unless the comment is their own.
+    Returns the document.
     Raises Invalid (422) for an unknown `parent_id`; NotFound when the model vanished.
     """
     root = (await thread_root(db, COMMENTS, ("model_id", model["_id"]), parent_id, "model")
@@ -134,6 +142,13 @@ async def add_comment(db, model: dict, user: dict, content: str, parent_id=None)
         raise NotFound("Model not found", "MODEL_NOT_FOUND")
     if root is not None:
         await db[COMMENTS].update_one({"_id": root["_id"]}, {"$inc": {"reply_count": 1}})
+    if model["creator_id"] != user["_id"]:
+        await notifications.notify(
+            db, hub, model["creator_id"], channels.COMMENT_RECEIVED,
+            "New comment", f"{user['username']} commented on \"{model['title']}\"",
+            data={"model_id": str(model["_id"]), "comment_id": str(doc["_id"]),
+                  "user": users.render_brief(user)},
+            action_url=f"/model/{model['_id']}")
     return doc
 
 
@@ -201,7 +216,7 @@ async def record_view(db, model: dict, key: str, now: datetime | None = None) ->
     try:
         await db[VIEWS].insert_one(doc)
     except DuplicateKeyError:
-        current = await db[catalog.COLLECTION].find_one({"_id": model["_id"]}, {"views": 1})
+        current = await catalog.find_model(db, model["_id"])
         return int((current or {}).get("views") or 0), False
     after = await _bump(db, model["_id"], "views", 1)
     return int((after or {}).get("views") or 0), after is not None
@@ -219,8 +234,7 @@ async def share(db, model: dict) -> int:
 
 def slug(title: str) -> str:
     """A file-name-safe slug of a title ("Knight's Sword" → "knight-s-sword"), "model" if empty."""
-    text = re.sub(r"[^a-z0-9]+", "-", (title or "").lower()).strip("-")
-    return text[:80].strip("-") or "model"
+    return common.slugify(title, "model")
 
 
 def _dimensions(bounds) -> dict | None:
@@ -284,8 +298,7 @@ async def add_media(db, model: dict, owner: dict, kind: str, file_record: dict,
 
 async def set_thumbnail(db, model: dict, url: str) -> None:
     """Make `url` the model's `thumbnail_url` (a presentation change: no new review)."""
-    await db[catalog.COLLECTION].update_one(
-        {"_id": model["_id"]}, {"$set": {"thumbnail_url": url, "updated_at": utcnow()}})
+    await catalog.set_thumbnail(db, model["_id"], url)
 
 
 def render_media(doc: dict) -> dict:
@@ -296,7 +309,7 @@ def render_media(doc: dict) -> dict:
 async def remove_for_model(db, model_id) -> list[str]:
     """Delete the likes, comments, view records and media records of a deleted model.
 
-    For `documents.catalog.delete_model` callers. Returns the storage keys of the media
+    For `documents.model_writes.delete_model` callers. Returns the storage keys of the media
     files, for the caller to delete from storage.
     """
     keys = [m["key"] async for m in db[MEDIA].find({"model_id": model_id}, {"key": 1})]

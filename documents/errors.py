@@ -38,7 +38,15 @@ class Forbidden(DomainError):
 
 
 class NotFound(DomainError):
+    """404 with seed 001 §19's `NOT_FOUND` code; a precise code given (`MODEL_NOT_FOUND`,
+    `NOT_IN_CART`) is kept beside it as `reason`."""
+
     status, error_code = 404, "NOT_FOUND"
+
+    def __init__(self, detail: str, error_code: str | None = None, **kwargs):
+        if error_code and error_code != "NOT_FOUND":
+            kwargs.setdefault("reason", error_code)
+        super().__init__(detail, **kwargs)
 
 
 class Conflict(DomainError):

@@ -8,16 +8,17 @@ One document per (follower, following) pair, held unique by a compound index: a 
 follow of the same user is a 409, even when two requests race. Each follow that is stored
 (or deleted) moves `following_count` of the follower and `followers_count` of the followed
 user by exactly one, right after the write that won, so the counters equal the number of
-documents (DESIGN §5).
+documents (docs/architecture.md §4).
 """
 from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import users
+from documents import notifications, users
 from documents.common import iso, paginate, utcnow
 from documents.errors import BadRequest, Conflict, NotFound
+from realtime import channels
 
 COLLECTION = "follows"
 
@@ -31,13 +32,14 @@ INDEXES = {
 
 
 async def _count(db, follower_id, following_id, step: int) -> None:
-    await db[users.COLLECTION].update_one({"_id": follower_id}, {"$inc": {"following_count": step}})
-    await db[users.COLLECTION].update_one({"_id": following_id}, {"$inc": {"followers_count": step}})
+    await users.move_counters(db, follower_id, following_count=step)
+    await users.move_counters(db, following_id, followers_count=step)
 
 
-async def follow(db, follower: dict, target: dict) -> dict:
+async def follow(db, hub, follower: dict, target: dict) -> dict:
     """`follower` follows `target` (both user documents); returns the stored follow document.
 
+    The followed user gets a `new_follower` notification through `hub`.
     Raises BadRequest CANNOT_FOLLOW_SELF (400) and Conflict ALREADY_FOLLOWING (409).
     """
     if follower["_id"] == target["_id"]:
@@ -49,6 +51,12 @@ async def follow(db, follower: dict, target: dict) -> dict:
         raise Conflict("You already follow this user", "ALREADY_FOLLOWING") from None
     doc["_id"] = result.inserted_id
     await _count(db, follower["_id"], target["_id"], 1)
+    await notifications.notify(
+        db, hub, target["_id"], channels.NEW_FOLLOWER, "New follower",
+        f"{follower['username']} started following you",
+        data={"follower_id": str(follower["_id"]), "follower_username": follower["username"],
+              "follower": users.render_brief(follower)},
+        action_url=f"/profile/{follower['username']}")
     return doc
 
 
@@ -96,11 +104,9 @@ async def remove_all(db, user_id) -> int:
     """
     removed = 0
     while doc := await db[COLLECTION].find_one_and_delete({"follower_id": user_id}):
-        await db[users.COLLECTION].update_one({"_id": doc["following_id"]},
-                                              {"$inc": {"followers_count": -1}})
+        await users.move_counters(db, doc["following_id"], followers_count=-1)
         removed += 1
     while doc := await db[COLLECTION].find_one_and_delete({"following_id": user_id}):
-        await db[users.COLLECTION].update_one({"_id": doc["follower_id"]},
-                                              {"$inc": {"following_count": -1}})
+        await users.move_counters(db, doc["follower_id"], following_count=-1)
         removed += 1
     return removed

@@ -26,12 +26,12 @@ import math
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
 
 from documents import notifications, users
-from documents.common import object_id, render, utcnow
+from documents.common import object_id, render, upsert_one, utcnow
 from documents.errors import BadRequest, Forbidden, NotFound
 from documents.support import clean_attachments, clean_content
+from realtime import channels
 
 CONVERSATIONS = "conversations"
 MESSAGES = "direct_messages"
@@ -64,12 +64,8 @@ async def _get_or_create(db, a, b) -> dict:
     fresh = {"participant_ids": sorted([a, b], key=str), "participants_key": key,
              "last_message": None, "last_message_at": None,
              "unread": {str(a): 0, str(b): 0}, "created_at": utcnow()}
-    try:
-        return await db[CONVERSATIONS].find_one_and_update(
-            {"participants_key": key}, {"$setOnInsert": fresh}, upsert=True,
-            return_document=True)
-    except DuplicateKeyError:  # the other racing upsert created it
-        return await db[CONVERSATIONS].find_one({"participants_key": key})
+    return await upsert_one(db[CONVERSATIONS], {"participants_key": key},
+                            {"$setOnInsert": fresh}, reread=True)
 
 
 async def conversation_for(db, conversation_id: Any, user: dict) -> dict:
@@ -166,8 +162,8 @@ async def send(db, hub, sender: dict, recipient: dict, content: Any, attachments
         {"$set": {"last_message": last, "last_message_at": now},
          "$inc": {f"unread.{recipient['_id']}": 1}})
     rendered = render_message(message, sender)
-    await notifications.publish(hub, notifications.channel_of(recipient["_id"]),
-                                "direct_message", rendered)
+    await notifications.publish(hub, channels.notifications(recipient["_id"]),
+                                channels.DIRECT_MESSAGE, rendered)
     return rendered
 
 

@@ -1,4 +1,4 @@
-"""Money rules and the seller ledger writes (DESIGN §3, §7; issue 5).
+"""Money rules and the seller ledger writes (docs/architecture.md §3, §5).
 
 Amounts are integer cents everywhere. The platform fee is 7.5 % of each line, rounded half up
 to the cent, computed once and stored; the seller gets the rest. A coupon takes
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from uuid import uuid4
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
@@ -34,7 +35,15 @@ from documents.common import utcnow
 LEDGER = "ledger_entries"
 BALANCES = "seller_balances"
 FEE_RATE = Decimal("0.075")
-REFUND_WINDOW = timedelta(days=14)
+REFUND_WINDOW = timedelta(days=14)  # the default hold of a sale (EARNINGS_HOLD_DAYS)
+CLAIM_LEASE = timedelta(seconds=60)  # how long one caller of `apply_counter` holds a source
+
+
+def hold_window(settings) -> timedelta:
+    """How long a new sale stays pending: `settings.earnings_hold_days` (EARNINGS_HOLD_DAYS),
+    REFUND_WINDOW when `settings` is None."""
+    days = getattr(settings, "earnings_hold_days", None)
+    return REFUND_WINDOW if days is None else timedelta(days=days)
 
 INDEXES = {
     LEDGER: [
@@ -52,7 +61,7 @@ def _half_up(value: Decimal) -> int:
 
 
 def platform_fee_cents(amount_cents: int) -> int:
-    """7.5 % of `amount_cents`, rounded half up to the cent (DESIGN §3): 1999 → 150, 1 → 0."""
+    """7.5 % of `amount_cents`, rounded half up to the cent (docs/architecture.md §3): 1999 → 150, 1 → 0."""
     return _half_up(Decimal(int(amount_cents)) * FEE_RATE)
 
 
@@ -69,11 +78,37 @@ def discount_cents(price_cents: int, percent) -> int:
     return min(int(price_cents), _half_up(Decimal(int(price_cents)) * Decimal(str(percent)) / 100))
 
 
-def price_line(price_cents: int, percent=0) -> dict:
+def coupon_discounts(prices_cents: list[int], *, percent=0, amount_cents: int = 0) -> list[int]:
+    """Per-line discounts in cents of a coupon on lines priced `prices_cents`.
+
+    A percent coupon takes `percent` % of each line (`discount_cents`). A fixed coupon takes
+    `amount_cents` off the order, capped at its subtotal, shared over the lines in proportion
+    to their prices (largest remainder, ties to the earlier line), so the shares add up to the
+    cent and no line goes below 0: ``[1000, 3000]`` with 500 → ``[125, 375]``.
+    """
+    if percent:
+        return [discount_cents(price, percent) for price in prices_cents]
+    subtotal = sum(int(p) for p in prices_cents)
+    amount = min(int(amount_cents or 0), subtotal)
+    if amount <= 0:
+        return [0] * len(prices_cents)
+    shares = [amount * int(p) // subtotal for p in prices_cents]
+    left = amount - sum(shares)
+    order = sorted(range(len(prices_cents)),
+                   key=lambda i: (-(amount * int(prices_cents[i]) % subtotal), i))
+    for i in order[:left]:
+        shares[i] += 1
+    return shares
+
+
+def price_line(price_cents: int, percent=0, *, discount: int | None = None) -> dict:
     """One order line's money: ``{price_cents, discount_cents, amount_cents, fee_cents,
     seller_amount_cents}`` where amount = price - discount (what the buyer pays) and
-    amount = fee + seller_amount."""
-    discount = discount_cents(price_cents, percent)
+    amount = fee + seller_amount. The discount is `percent` % of the price, or `discount`
+    cents when given (a share of a fixed coupon, `coupon_discounts`)."""
+    if discount is None:
+        discount = discount_cents(price_cents, percent)
+    discount = min(int(price_cents), int(discount))
     amount = int(price_cents) - discount
     fee, seller = split_line(amount)
     return {"price_cents": int(price_cents), "discount_cents": discount, "amount_cents": amount,
@@ -116,14 +151,32 @@ async def forget_op(collection, doc_id, op: str) -> None:
 
 
 async def apply_counter(db, source: str, source_filter: dict, flag: str, target: str, doc_id,
-                        op: str, inc: dict, upsert_defaults: dict | None = None) -> None:
+                        op: str, inc: dict, upsert_defaults: dict | None = None) -> bool:
     """Move counter `inc` on `target`/`doc_id` exactly once for the source document
-    (`source`/`source_filter`), whose boolean field `flag` records that it was applied."""
-    done = await db[source].find_one({**source_filter, flag: True}, {"_id": 1})
-    if done is None:
-        await inc_once(db[target], doc_id, op, inc, upsert_defaults=upsert_defaults)
-        await db[source].update_one(source_filter, {"$set": {flag: True}})
+    (`source`/`source_filter`), whose boolean field `flag` records that it was applied.
+
+    Concurrent callers (a webhook and a retried confirmation racing) are serialised by a
+    lease on the source, field ``<flag>_claim`` (`CLAIM_LEASE`): only the holder moves the
+    counter; the others return at once. A holder that crashed leaves its op in the target's
+    `ops`, so whoever takes the expired lease cannot apply it twice; the op is pulled only
+    once the flag is set. Returns True when this call applied the counter.
+    """
+    claim_field = f"{flag}_claim"
+    now = utcnow()
+    token = uuid4().hex
+    claimed = await db[source].find_one_and_update(
+        {**source_filter, flag: {"$ne": True},
+         "$or": [{claim_field: None}, {f"{claim_field}.until": {"$lte": now}}]},
+        {"$set": {claim_field: {"token": token, "until": now + CLAIM_LEASE}}},
+        projection={"_id": 1})
+    if claimed is None:
+        if await db[source].find_one({**source_filter, flag: True}, {"_id": 1}) is not None:
+            await forget_op(db[target], doc_id, op)  # a holder that stopped before this step
+        return False
+    applied = await inc_once(db[target], doc_id, op, inc, upsert_defaults=upsert_defaults)
+    await db[source].update_one(source_filter, {"$set": {flag: True}, "$unset": {claim_field: ""}})
     await forget_op(db[target], doc_id, op)
+    return applied
 
 
 # --------------------------------------------------------------------------- ledger writes
@@ -148,9 +201,10 @@ async def _upsert_entry(db, kind: str, transaction_id: str, fields_: dict) -> di
     return await db[LEDGER].find_one(key)
 
 
-async def record_sale(db, transaction: dict) -> dict | None:
+async def record_sale(db, transaction: dict, hold: timedelta = REFUND_WINDOW) -> dict | None:
     """The seller's pending `sale` entry for a completed transaction (one per transaction),
-    added to `seller_balances.pending_cents` exactly once. Returns the entry, or None for a
+    available after `hold` (`hold_window`), added to `seller_balances.pending_cents` exactly
+    once. Returns the entry, or None for a
     line that earns the seller nothing (a free model)."""
     if transaction["seller_amount_cents"] <= 0:
         return None
@@ -158,7 +212,7 @@ async def record_sale(db, transaction: dict) -> dict | None:
     entry = await _upsert_entry(
         db, "sale", transaction["transaction_id"],
         {"seller_id": transaction["seller_id"], "amount_cents": transaction["seller_amount_cents"],
-         "payout_id": None, "status": "pending", "available_at": now + REFUND_WINDOW,
+         "payout_id": None, "status": "pending", "available_at": now + hold,
          "created_at": now})
     await _apply_entry(db, entry)
     return entry

@@ -6,7 +6,7 @@ A notification document (seed 001 §18, seed 004 `Notification`)::
      is_read: bool, created_at}
 
 `notify` is the one way to create a notification: it stores the document, then publishes it
-as event `type` on the user's channel `notifications:<user_id>` (DESIGN §4). Types in use:
+as event `type` on the user's channel `notifications:<user_id>` (docs/architecture.md §6). Types in use:
 new_follower, model_liked, model_purchased, comment_received, bounty_application,
 model_approved, model_rejected, ticket_reply, community_approved, announcement. Reading a
 support ticket marks its `ticket_reply` notifications read (`mark_read_where`). Direct
@@ -23,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.common import object_id, paginate, render, require_id, utcnow
 from documents.errors import NotFound
+from realtime import channels
 
 COLLECTION = "notifications"
 
@@ -33,16 +34,9 @@ INDEXES = {
     ]
 }
 
-TYPES = ("community_approved", "new_follower", "model_liked", "model_purchased", "comment_received",
-         "bounty_application", "model_approved", "model_rejected", "ticket_reply",
-         "direct_message", "announcement")
+TYPES = channels.NOTIFICATION_EVENTS
 
 log = logging.getLogger(__name__)
-
-
-def channel_of(user_id: Any) -> str:
-    """The notifications channel of a user: ``notifications:<ObjectId hex>``."""
-    return f"notifications:{user_id}"
 
 
 async def publish(hub, channel: str, type: str, data: dict) -> None:
@@ -77,7 +71,7 @@ async def notify(db, hub, user_id: Any, type: str, title: str, message: str, *,
     result = await db[COLLECTION].insert_one(doc)
     doc["_id"] = result.inserted_id
     rendered = render_notification(doc)
-    await publish(hub, channel_of(oid), type, rendered)
+    await publish(hub, channels.notifications(oid), type, rendered)
     return rendered
 
 

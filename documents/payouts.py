@@ -1,5 +1,5 @@
-"""Payout methods and payout requests (issue 5 item 6; seed 001 §7 "Financials", §13
-"Revenue Management"; DESIGN §5, §7).
+"""Payout methods and payout requests (seed 001 §7 "Financials", §13
+"Revenue Management"; docs/architecture.md §4, §5).
 
 `payout_methods` ``{_id, user_id, type: "bank_account" | "paypal", label, details, is_default,
 created_at}`` keep masked details only: a bank account as ``{bank_name, account_holder,
@@ -12,9 +12,11 @@ decided_by, paid_at, counted}``.
 
 Request (seller): MIN_PAYOUT_CENTS ≤ amount ≤ available balance. The amount is taken first,
 atomically — ``find_one_and_update({_id: seller, available_cents: {$gte: amount}},
-{$inc: {available_cents: -amount}})`` — and only then are the payout and its negative
-`payout` ledger line written, so two concurrent requests can never take more than the
-balance. State machine (staff, `revenue.manage`), each step a conditional update:
+{$inc: {available_cents: -amount}, $push: {ops: "payout:<id>:<amount>"}})`` — and only then
+are the payout and its negative `payout` ledger line written (then the op is dropped), so two
+concurrent requests can never take more than the balance, and an amount taken by a request
+that crashed before storing its payout is given back by the periodic reclaim job
+(`documents.reclaim`). State machine (staff, `revenue.manage`), each step a conditional update:
 
     requested ──approve(paid=false)──▶ approved ──approve──▶ paid
     requested ──approve (default)────────────────────────▶ paid
@@ -142,10 +144,16 @@ async def _method_for(db, user_id, method_ref: str | None) -> dict:
 
 # --------------------------------------------------------------------------- requests
 
-async def _take(db, seller_id, amount_cents: int) -> bool:
+def take_op(payout_id, amount_cents: int) -> str:
+    """The in-flight op a payout request leaves on the balance until its payout is stored."""
+    return f"payout:{payout_id}:{amount_cents}"
+
+
+async def _take(db, seller_id, amount_cents: int, payout_id) -> bool:
     taken = await db[BALANCES].find_one_and_update(
         {"_id": seller_id, "available_cents": {"$gte": amount_cents}},
-        {"$inc": {"available_cents": -amount_cents}})
+        {"$inc": {"available_cents": -amount_cents},
+         "$push": {"ops": take_op(payout_id, amount_cents)}})
     return taken is not None
 
 
@@ -174,22 +182,31 @@ async def request_payout(db, seller_id, amount_cents: int, *, method_id: str | N
         raise Invalid({"amount": [f"The minimum payout is {MIN_PAYOUT_CENTS / 100:.2f}"]})
     method = await _method_for(db, seller_id, method_id)
     await earnings.release_matured(db, seller_id)
-    if not await _take(db, seller_id, amount_cents):
+    payout_id = ObjectId()
+    if not await _take(db, seller_id, amount_cents, payout_id):
         raise Conflict("The amount is more than your available balance", "INSUFFICIENT_BALANCE")
-    payout = {"_id": ObjectId(), "seller_id": seller_id, "amount_cents": amount_cents,
+    payout = {"_id": payout_id, "seller_id": seller_id, "amount_cents": amount_cents,
               "method_id": method["_id"],
               "method": {k: method.get(k) for k in ("type", "label", "details")},
               "status": "requested", "note": note, "created_at": utcnow(), "decided_at": None,
               "decided_by": None, "paid_at": None, "counted": False}
     await db[PAYOUTS].insert_one(payout)
-    await _ledger_line(db, "payout", payout, -amount_cents)
+    await finish_take(db, payout)
     return render_payout(payout)
+
+
+async def finish_take(db, payout: dict) -> None:
+    """Write the payout's ledger line (once) and drop its in-flight take op: the request is
+    complete. Also how `documents.reclaim` completes a request a crash cut short."""
+    await _ledger_line(db, "payout", payout, -payout["amount_cents"])
+    await money.forget_op(db[BALANCES], payout["seller_id"],
+                          take_op(payout["_id"], payout["amount_cents"]))
 
 
 def render_payout(payout: dict, seller: dict | None = None) -> dict:
     """``{id, seller_id, amount, method_id, method, status, note, created_at, decided_at,
     decided_by, paid_at}`` (+ `seller` brief card when given)."""
-    out = render({k: v for k, v in payout.items() if k != "counted"})
+    out = render({k: v for k, v in payout.items() if k not in ("counted", "counted_claim")})
     if seller is not None:
         out["seller"] = users.render_brief(seller)
     return out

@@ -1,5 +1,5 @@
 """Content reports (seed 000 §7 `ContentReport`, "Reports"; seed 001 §13 "Community
-Management"; issue 4 item 2).
+Management").
 
 A report (`content_reports`)::
 
@@ -21,7 +21,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, posts, users
+from documents import catalog, model_writes, post_interactions, posts, users
 from documents.common import paginate, render, require_id, utcnow
 from documents.errors import Conflict, NotFound
 
@@ -81,20 +81,18 @@ async def _previews(db, docs: list[dict]) -> dict:
     (post or comment) or model title, its author and whether it is still visible."""
     out: dict = {}
     post_ids = [d["content_id"] for d in docs if d["content_type"] == "post"]
-    async for p in db[posts.POSTS].find({"_id": {"$in": post_ids}}, posts.LIST_PROJECTION):
+    for p in await posts.get_many_brief(db, post_ids):
         out[("post", p["_id"])] = {"text": p["content"][:280], "author_id": str(p["author_id"]),
                                    "is_removed": bool(p.get("is_deleted"))}
     for d in docs:
         if d["content_type"] == "comment" and d.get("post_id"):
-            holder = await db[posts.POSTS].find_one(
-                {"_id": d["post_id"]}, {"comments": {"$elemMatch": {"_id": d["content_id"]}}})
-            found = (holder or {}).get("comments") or []
-            if found:
+            comment = await post_interactions.comment_of(db, d["post_id"], d["content_id"])
+            if comment:
                 out[("comment", d["content_id"])] = {
-                    "text": found[0]["content"][:280], "author_id": str(found[0]["author_id"]),
-                    "is_removed": bool(found[0].get("is_deleted"))}
+                    "text": comment["content"][:280], "author_id": str(comment["author_id"]),
+                    "is_removed": bool(comment.get("is_deleted"))}
     model_ids = [d["content_id"] for d in docs if d["content_type"] == "model"]
-    async for m in db[catalog.COLLECTION].find({"_id": {"$in": model_ids}}):
+    for m in (await catalog.get_many(db, model_ids)).values():
         out[("model", m["_id"])] = {"text": m["title"], "author_id": str(m["creator_id"]),
                                     "is_removed": not catalog.is_public(m)}
     return out
@@ -126,13 +124,13 @@ async def _hide(db, report: dict, moderator: dict) -> None:
     elif kind == "comment":
         holder = report.get("post_id")
         if holder is None:
-            holder = (await posts.find_comment_anywhere(db, cid) or {}).get("_id")
+            holder = (await post_interactions.find_comment_anywhere(db, cid) or {}).get("_id")
         if holder is not None:
-            await posts.remove_comment(db, holder, cid)
+            await post_interactions.remove_comment(db, holder, cid)
     elif kind == "model":
-        model = await db[catalog.COLLECTION].find_one({"_id": cid})
+        model = await catalog.find_model(db, cid)
         if model is not None and model.get("is_published"):
-            await catalog.toggle_publish(db, model)
+            await model_writes.toggle_publish(db, model)
 
 
 async def resolve(db, report_id: Any, moderator: dict, action: str,
@@ -166,3 +164,13 @@ async def resolve(db, report_id: Any, moderator: dict, action: str,
 async def count_pending(db, *, community_id) -> int:
     """How many reports about content of `community_id` are still pending."""
     return await db[REPORTS].count_documents({"community_id": community_id, "status": "pending"})
+
+
+async def dismiss_for_community(db, community_id, notes: str) -> int:
+    """Dismiss the pending reports about content of `community_id` (which is gone) with
+    `notes`; returns how many."""
+    result = await db[REPORTS].update_many(
+        {"community_id": community_id, "status": "pending"},
+        {"$set": {"status": "dismissed", "action": "dismiss", "resolved_at": utcnow(),
+                  "notes": notes}})
+    return result.modified_count

@@ -1,14 +1,18 @@
-"""Global search (seed 001 §17 "Search & Filtering", seed 004 "Search"; issue 4 item 7).
+"""Global search (seed 001 §17 "Search & Filtering", seed 004 "Search").
 
 `search(db, type, q, filters, ...)` answers one page of one type: models, users, communities
-or courses. `q` matches literally (regex-escaped, case-insensitive) and may be empty when
+or courses. `q` matches by relevance (models, users, communities: words in any order, stems,
+typos, prefixes; `documents.search_engine`) or literally (courses: regex-escaped,
+case-insensitive) and may be empty when
 filters are given (the handler decides). What each type matches and who sees what:
 
-- models: the marketplace's own query (`documents.catalog.filter_query`: approved and
-  published only), `q` in title, description or tags; filters category, tags, price range,
-  poly count range, has_animations, has_rigging, is_free; `sort` as on `GET /api/models`.
-- users: public profiles only (active, not banned, not deleted); `q` in username or full
-  name (never the email). Filters user_type, is_verified, country, skills. `is_verified`
+- models: relevance search of the marketplace (`documents.model_search`: approved and
+  published only; words in any order, stems, typos, prefixes, weighted fields); filters
+  category, tags, price range, poly count range, has_animations, has_rigging, is_free;
+  `sort` as on `GET /api/models` ("relevance" by default with `q`); `facets`.
+- users: public profiles only (active, not banned, not deleted); `q` ranks by relevance
+  over username and full name, skills, user type and bio (never the email). Filters
+  user_type, is_verified, country, skills. `is_verified`
   filters on the public verified badge (`is_verified_creator`): the account's email
   verification (`is_verified` on the document) is private and not searchable. Country and
   skills match whole values, case-insensitive; skills match any of the given ones. Most
@@ -17,7 +21,8 @@ filters are given (the handler decides). What each type matches and who sees wha
   and may filter on it (anyone else asking for pending or suspended ones gets 403). Private
   communities are listed too — by their card (name, description, icon, category, counts,
   `is_private`, `require_approval`) — since users expect to find them and ask to join; their
-  posts and members are never part of search. `q` in name or description; filters category
+  posts and members are never part of search. `q` ranks by relevance over name, category
+  and description; filters category
   (whole value, case-insensitive), member count range, status. Most members first.
 - courses: the `courses` collection (seed 000 "Learning Center" Course) when it holds any
   documents, else an empty page; unpublished ones (`is_published: false`) are left out;
@@ -29,15 +34,13 @@ import re
 
 from pymongo import DESCENDING
 
-from documents import catalog, users
+from documents import catalog, communities, courses, model_search, search_engine, users
 from documents.common import omit, paginate, render, search_regex
 from documents.errors import Forbidden
 
 INDEXES: dict = {}   # every searched collection declares its indexes in its own module
 
 TYPES = ("models", "users", "communities", "courses")
-COMMUNITIES = "communities"
-COURSES = "courses"
 COMMUNITY_STATUSES = ("pending", "active", "suspended")
 COURSE_DIFFICULTIES = ("beginner", "intermediate", "advanced")
 COMMUNITY_CARD = ("_id", "name", "slug", "description", "icon", "banner_gradient", "category",
@@ -74,15 +77,17 @@ def _text(q: str, names: tuple[str, ...]) -> dict:
 # --------------------------------------------------------------------------- models
 
 async def search_models(db, q: str, filters: dict, *, page: int, limit: int,
-                        viewer: dict | None) -> tuple[list[dict], dict]:
+                        viewer: dict | None) -> tuple[list[dict], dict, dict]:
     """Public models matching `q` and the marketplace filters (module docstring), rendered
-    as on `GET /api/models`."""
-    wanted = {k: v for k, v in filters.items() if k != "sort"}
+    as on `GET /api/models`; with `facets` in `filters`, the extra ``{"facets": ...}``."""
+    wanted = {k: v for k, v in filters.items() if k not in ("sort", "facets")}
     if q and q.strip():
         wanted["search"] = q
-    docs, meta = await catalog.list_public(db, wanted, page=page, limit=limit,
-                                           sort=filters.get("sort") or "newest")
-    return await catalog.render_models(db, docs, viewer), meta
+    docs, meta, counts = await model_search.list_models(
+        db, wanted, page=page, limit=limit, sort=filters.get("sort"),
+        anonymous=viewer is None, facets=bool(filters.get("facets")))
+    extra = {"facets": counts} if counts is not None else {}
+    return await catalog.render_models(db, docs, viewer), meta, extra
 
 
 # --------------------------------------------------------------------------- users
@@ -104,7 +109,13 @@ def users_query(q: str, filters: dict) -> dict:
 
 async def search_users(db, q: str, filters: dict, *, page: int,
                        limit: int) -> tuple[list[dict], dict]:
-    """Public profiles matching `q` and the filters, most followed first, in public form."""
+    """Public profiles matching `q` (by relevance: names, skills, user type, bio) and the
+    filters, else most followed first, in public form."""
+    if q and q.strip():
+        docs, meta = await search_engine.ranked_page(
+            db, "users", q, db[users.COLLECTION], users_query("", filters), page=page,
+            limit=limit, where={"visible": True})
+        return [users.render_public(d) for d in docs], meta
     docs, meta = await paginate(db[users.COLLECTION], users_query(q, filters), page=page,
                                 limit=limit, sort=[("followers_count", DESCENDING),
                                                    ("_id", DESCENDING)])
@@ -137,8 +148,14 @@ def render_community_card(doc: dict) -> dict:
 
 async def search_communities(db, q: str, filters: dict, *, page: int, limit: int,
                              staff: bool) -> tuple[list[dict], dict]:
-    """Communities matching `q` and the filters, most members first, as cards."""
-    docs, meta = await paginate(db[COMMUNITIES], communities_query(q, filters, staff=staff),
+    """Communities matching `q` (by relevance: name, category, description) and the
+    filters, else most members first, as cards."""
+    if q and q.strip():
+        docs, meta = await search_engine.ranked_page(
+            db, "communities", q, db[communities.COMMUNITIES], communities_query("", filters, staff=staff),
+            page=page, limit=limit)
+        return [render_community_card(d) for d in docs], meta
+    docs, meta = await paginate(db[communities.COMMUNITIES], communities_query(q, filters, staff=staff),
                                 page=page, limit=limit,
                                 sort=[("member_count", DESCENDING), ("_id", DESCENDING)])
     return [render_community_card(d) for d in docs], meta
@@ -162,9 +179,9 @@ async def search_courses(db, q: str, filters: dict, *, page: int,
                          limit: int) -> tuple[list[dict], dict]:
     """Courses matching `q` and the filters, newest first; an empty page while there are
     no courses."""
-    if await db[COURSES].find_one({}, {"_id": 1}) is None:
+    if await db[courses.COLLECTION].find_one({}, {"_id": 1}) is None:
         return _empty(page, limit)
-    docs, meta = await paginate(db[COURSES], courses_query(q, filters), page=page, limit=limit,
+    docs, meta = await paginate(db[courses.COLLECTION], courses_query(q, filters), page=page, limit=limit,
                                 sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
     return [render(omit(d, ("video_url",))) for d in docs], meta
 
@@ -172,15 +189,16 @@ async def search_courses(db, q: str, filters: dict, *, page: int,
 # --------------------------------------------------------------------------- entry point
 
 async def search(db, type_: str, q: str, filters: dict, *, page: int, limit: int,
-                 viewer: dict | None) -> tuple[list[dict], dict]:
+                 viewer: dict | None) -> tuple[list[dict], dict, dict]:
     """One page of `type_` (one of TYPES) matching `q` and that type's `filters` (already
-    validated). Returns (rendered items, pagination meta). Raises Forbidden (communities:
-    a status only staff may see)."""
+    validated). Returns (rendered items, pagination meta, extra answer fields: models'
+    `facets`). Raises Forbidden (communities: a status only staff may see)."""
     if type_ == "models":
         return await search_models(db, q, filters, page=page, limit=limit, viewer=viewer)
     if type_ == "users":
-        return await search_users(db, q, filters, page=page, limit=limit)
+        return (*await search_users(db, q, filters, page=page, limit=limit), {})
     if type_ == "communities":
         staff = users.has_permission(viewer, "communities.moderate")
-        return await search_communities(db, q, filters, page=page, limit=limit, staff=staff)
-    return await search_courses(db, q, filters, page=page, limit=limit)
+        return (*await search_communities(db, q, filters, page=page, limit=limit,
+                                          staff=staff), {})
+    return (*await search_courses(db, q, filters, page=page, limit=limit), {})

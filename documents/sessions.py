@@ -1,9 +1,12 @@
 """Sessions: access tokens (JWT), refresh tokens (opaque, rotated), one-time tokens.
 
-- Access token: JWT (JWT_ALGORITHM, ACCESS_TOKEN_EXPIRE_MINUTES) with claims `sub`, `roles`,
-  `type="access"`, `jti`, `sid` (the session family), `iat`, `exp` (DESIGN §3, seed 001 §20).
-  Refused once its `jti` is revoked (logout), once the user's `tokens_valid_after` passes its
-  `iat` (password reset, account deletion), or when the account is banned or inactive.
+- Access token: JWT (JWT_ALGORITHM, ACCESS_TOKEN_EXPIRE_MINUTES) with claims `sub`, `email`,
+  `username`, `roles`, `type="access"`, `jti`, `sid` (the session family), `iat`, `exp`
+  (docs/architecture.md §3, seed 001 §20).
+  Refused once its `jti` or its session (`sid`: logout, refresh-token reuse) is revoked, once
+  the user's `tokens_valid_after` passes its `iat` (password reset, account deletion), or
+  when the account is banned or inactive. Ending a session also closes its open sockets on
+  every instance (through the hub the caller hands in: `Hub.disconnect`).
 - Refresh token: 32 random bytes, stored as a SHA-256 hash in `refresh_tokens` with its
   family; every use rotates it (the old one is marked `rotated`); presenting a rotated or
   revoked token revokes the whole family (reuse detection).
@@ -26,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from config import Settings
 from documents import users
-from documents.common import utcnow
+from documents.common import upsert_one, utcnow
 from documents.errors import Forbidden, Unauthorized
 
 REFRESH = "refresh_tokens"
@@ -34,6 +37,9 @@ REVOKED = "revoked_access_tokens"
 ONE_TIME = "one_time_tokens"
 USED_OTP = "used_otp_steps"
 MAX_CODE_ATTEMPTS = 5
+# How long a session's access tokens stay refused after the session ends (logout): the
+# longest an access token may live (ACCESS_TOKEN_EXPIRE_MINUTES is far below a day).
+SESSION_REVOCATION_TTL = timedelta(days=1)
 
 INDEXES = {
     REFRESH: [
@@ -64,7 +70,7 @@ def _digest(token: str) -> str:
 def issue_access_token(settings: Settings, user: dict, session_id: str | None = None) -> tuple[str, int]:
     """A signed access token for `user`; returns (token, lifetime in seconds).
 
-    Besides the claims of DESIGN §3 it carries `sid` (the session family) and `iat_ms` (the
+    Besides the claims of docs/architecture.md §3 it carries `sid` (the session family) and `iat_ms` (the
     issue time in milliseconds), so that a password reset refuses tokens issued earlier in
     the same second while accepting the ones issued right after it.
     """
@@ -72,7 +78,8 @@ def issue_access_token(settings: Settings, user: dict, session_id: str | None = 
     lifetime = settings.access_token_expire_minutes * 60
     issued = int(now.timestamp())
     claims = {
-        "sub": str(user["_id"]), "roles": users.roles_of(user), "type": "access",
+        "sub": str(user["_id"]), "email": user.get("email"), "username": user.get("username"),
+        "roles": users.roles_of(user), "type": "access",
         "jti": uuid.uuid4().hex, "sid": session_id, "iat": issued,
         "iat_ms": int(now.timestamp() * 1000), "exp": issued + lifetime,
     }
@@ -101,7 +108,8 @@ async def authenticate(db, settings: Settings, token: str) -> tuple[dict, dict]:
     is banned or inactive.
     """
     claims = decode_access_token(settings, token)
-    if await db[REVOKED].find_one({"_id": claims["jti"]}, {"_id": 1}):
+    revoked = [claims["jti"]] + ([session_key(claims["sid"])] if claims.get("sid") else [])
+    if await db[REVOKED].find_one({"_id": {"$in": revoked}}, {"_id": 1}):
         raise Unauthorized("Access token revoked", "TOKEN_REVOKED")
     user = await users.get(db, claims["sub"])
     if user is None:
@@ -127,9 +135,8 @@ def ensure_active(user: dict) -> None:
 async def revoke_access_token(db, claims: dict) -> None:
     """Deny the access token with these claims until it would have expired anyway."""
     expires = datetime.fromtimestamp(claims["exp"], tz=UTC)
-    await db[REVOKED].update_one({"_id": claims["jti"]},
-                                 {"$set": {"expires_at": expires, "sub": claims["sub"]}},
-                                 upsert=True)
+    await upsert_one(db[REVOKED], {"_id": claims["jti"]},
+                     {"$set": {"expires_at": expires, "sub": claims["sub"]}}, reread=False)
 
 
 # --------------------------------------------------------------------------- refresh tokens
@@ -162,54 +169,79 @@ def _token_pair(settings: Settings, user: dict, family_id: str, refresh: str) ->
             "expires_in": lifetime, "accessToken": access, "refreshToken": refresh}
 
 
-async def rotate(db, settings: Settings, refresh_token: str) -> tuple[dict, dict]:
+async def rotate(db, settings: Settings, refresh_token: str, hub=None) -> tuple[dict, dict]:
     """Exchange `refresh_token` for a new pair; returns (user, tokens).
 
-    Raises Unauthorized INVALID_REFRESH_TOKEN (unknown, expired, or its session ended by
-    logout or password reset) or REFRESH_TOKEN_REUSED (already rotated: the whole family is
-    revoked, DESIGN §3), Forbidden ACCOUNT_DISABLED when the account is banned or inactive.
+    Every refusal is Forbidden (403, so that a client refreshing on 401 does not loop):
+    INVALID_REFRESH_TOKEN (unknown, expired, or its session ended by logout or password
+    reset), REFRESH_TOKEN_REUSED (already rotated: the whole family is revoked — its refresh
+    tokens, its access tokens, and its open sockets through `hub` — docs/architecture.md §3),
+    ACCOUNT_DISABLED when the account is banned or inactive.
     """
     digest = _digest(refresh_token)
     record = await db[REFRESH].find_one({"token_hash": digest})
     if record is None or _aware(record["expires_at"]) <= utcnow():
-        raise Unauthorized("Invalid or expired refresh token", "INVALID_REFRESH_TOKEN")
+        raise Forbidden("Invalid or expired refresh token", "INVALID_REFRESH_TOKEN")
     if record["status"] == "revoked":
-        raise Unauthorized("This session has ended; sign in again", "INVALID_REFRESH_TOKEN")
+        raise Forbidden("This session has ended; sign in again", "INVALID_REFRESH_TOKEN")
     claimed = await db[REFRESH].find_one_and_update(
         {"_id": record["_id"], "status": "active"},
         {"$set": {"status": "rotated", "rotated_at": utcnow()}})
     if claimed is None:
-        await revoke_family(db, record["family_id"])
-        raise Unauthorized("Refresh token was already used; session revoked",
+        await revoke_family(db, record["family_id"], hub=hub, user_id=record["user_id"],
+                            reason="Session revoked: refresh token reused",
+                            lifetime=timedelta(minutes=settings.access_token_expire_minutes))
+        raise Forbidden("Refresh token was already used; session revoked",
                            "REFRESH_TOKEN_REUSED")
     user = await users.get(db, record["user_id"])
     if user is None:
-        raise Unauthorized("Account no longer exists", "INVALID_REFRESH_TOKEN")
+        raise Forbidden("Account no longer exists", "INVALID_REFRESH_TOKEN")
     ensure_active(user)
     refresh = await _store_refresh(db, settings, user["_id"], record["family_id"])
     return user, _token_pair(settings, user, record["family_id"], refresh)
 
 
-async def revoke_family(db, family_id: str) -> None:
-    """Revoke every refresh token of the session family `family_id`."""
+def session_key(family_id: str) -> str:
+    """The `revoked_access_tokens` id that refuses every access token of a session family."""
+    return f"sid:{family_id}"
+
+
+async def revoke_family(db, family_id: str, *, hub=None, user_id=None,
+                        reason: str = "Session ended",
+                        lifetime: timedelta = SESSION_REVOCATION_TTL) -> None:
+    """End the session family `family_id`: its refresh tokens are revoked, its access tokens
+    (claim `sid`) refused for `lifetime` (as long as any of them can live), and, with `hub`
+    and `user_id`, its open sockets closed on every instance (4401 `reason`)."""
     await db[REFRESH].update_many({"family_id": family_id, "status": {"$ne": "revoked"}},
                                   {"$set": {"status": "revoked", "revoked_at": utcnow()}})
+    await db[REVOKED].update_one({"_id": session_key(family_id)},
+                                 {"$set": {"expires_at": utcnow() + lifetime}}, upsert=True)
+    if hub is not None and user_id is not None:
+        await hub.disconnect(user_id, session=family_id, reason=reason)
 
 
-async def end_session(db, refresh_token: str | None, session_id: str | None) -> None:
-    """Logout: revoke the family of `refresh_token` and/or the session `session_id`."""
+async def end_session(db, refresh_token: str | None, session_id: str | None, *,
+                      hub=None, user_id=None) -> None:
+    """Logout: end the family of `refresh_token` and/or the session `session_id` (of
+    `user_id`), sockets included when `hub` is given (see `revoke_family`)."""
     if refresh_token:
         record = await db[REFRESH].find_one({"token_hash": _digest(refresh_token)})
         if record:
-            await revoke_family(db, record["family_id"])
+            await revoke_family(db, record["family_id"], hub=hub, user_id=record["user_id"],
+                                reason="Signed out")
     if session_id:
-        await revoke_family(db, session_id)
+        await revoke_family(db, session_id, hub=hub, user_id=user_id, reason="Signed out")
+
+
+async def revoke_refresh_tokens(db, user_id) -> None:
+    """Revoke every refresh token of `user_id`, leaving access tokens to the account checks."""
+    await db[REFRESH].update_many({"user_id": user_id, "status": {"$ne": "revoked"}},
+                                  {"$set": {"status": "revoked", "revoked_at": utcnow()}})
 
 
 async def end_all_sessions(db, user_id) -> None:
     """Revoke every refresh token and every access token of `user_id` (reset, deletion)."""
-    await db[REFRESH].update_many({"user_id": user_id, "status": {"$ne": "revoked"}},
-                                  {"$set": {"status": "revoked", "revoked_at": utcnow()}})
+    await revoke_refresh_tokens(db, user_id)
     await users.revoke_all_tokens(db, user_id)
 
 

@@ -1,12 +1,13 @@
-"""Pricing plans and subscriptions (issue 5 item 7; seed 004 "Pricing").
+"""Pricing plans and subscriptions (seed 004 "Pricing").
 
 Plans are data (PLANS): free, pro and studio with a monthly price in cents and features.
-`subscriptions` ``{_id, user_id, plan, status: "active" | "canceled", amount_cents, currency,
-current_period_start, current_period_end, payment_intent_id, provider, created_at,
-canceled_at}``.
+`subscriptions` ``{_id, user_id, plan, status: "active" | "past_due" | "canceled",
+amount_cents, currency, current_period_start, current_period_end, payment_intent_id,
+payment_method, provider, created_at, canceled_at, renewal_attempt, next_renewal_at,
+renewal_claimed_at, renewed_at, last_renewal_error}``.
 
 - Subscribe charges the first period (PERIOD, 30 days) through the payment provider
-  (`services.payments`, `documents.payments`) with an idempotency key unique to the attempt.
+  (`services.payments`, `providers.payments`) with an idempotency key unique to the attempt.
   A declined card is 402 PAYMENT_FAILED and nothing is stored; a card that needs 3-D Secure
   is refused with 402 AUTHENTICATION_REQUIRED (subscriptions have no second step yet).
   While one subscribe runs, a claim ``subscription_claims {_id: user_id}`` refuses a second
@@ -15,25 +16,24 @@ canceled_at}``.
   409 ALREADY_SUBSCRIBED.
 - Cancel is the conditional ``active → canceled``; access lasts until `current_period_end`.
   Cancelling without an active subscription (also a second cancel) is 409 NOT_SUBSCRIBED.
-- Renewal is not automated: when a period ends without renewal, access ends.
+- Renewal: at period end the periodic job charges the next period with the stored
+  `payment_method`, with retries and dunning (`documents.renewals`). A new subscription
+  ends the user's earlier ones still in dunning (``past_due → canceled``).
 """
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents.common import render, utcnow
-from documents.errors import Conflict, Invalid, PaymentFailed
-
-log = logging.getLogger("hwc3d.subscriptions")
+from documents import charges
+from documents.common import omit, render, utcnow
+from documents.errors import Conflict, Invalid
 
 SUBSCRIPTIONS = "subscriptions"
 CLAIMS = "subscription_claims"
-CURRENCY = "usd"
 PERIOD = timedelta(days=30)
 
 PLANS = (
@@ -79,7 +79,7 @@ def render_plans() -> list[dict]:
 
 def render_subscription(sub: dict, now: datetime | None = None) -> dict:
     """A subscription in API form plus `has_access` (active, or canceled before period end)."""
-    out = render(sub)
+    out = render(omit(sub, ("payment_method", "renewal_claimed_at")))
     out["has_access"] = has_access(sub, now)
     return out
 
@@ -107,22 +107,14 @@ async def _claim(db, user_id) -> ObjectId:
     return attempt
 
 
-def _check_payment(result, amount_cents: int) -> None:
-    if result.status == "requires_action":
-        raise PaymentFailed("This card needs 3-D Secure authentication, which subscriptions "
-                            "do not support yet; use another card", "AUTHENTICATION_REQUIRED")
-    if result.status != "succeeded":
-        raise PaymentFailed(result.failure_message or "Your card was declined",
-                            decline_code=result.failure_code)
-    if result.amount_cents != amount_cents or result.currency != CURRENCY:
-        log.error("subscription payment %s does not match: %s %s", result.id,
-                  result.amount_cents, result.currency)
-        raise PaymentFailed("The payment did not match the plan price")
+AUTHENTICATION_UNSUPPORTED = (
+    "This card needs 3-D Secure authentication, which subscriptions do not support yet; "
+    "use another card", "AUTHENTICATION_REQUIRED")
 
 
 async def subscribe(db, provider, user: dict, plan_id: str, payment_method_token: str) -> dict:
     """Subscribe `user` to the paid plan `plan_id`, charging the first period with the card
-    token through `provider` (a `documents.payments.PaymentProvider`). Returns the stored
+    token through `provider` (a `providers.payments.PaymentProvider`). Returns the stored
     subscription document.
 
     Raises Invalid (422) for an unknown or free plan, Conflict ALREADY_SUBSCRIBED /
@@ -137,19 +129,24 @@ async def subscribe(db, provider, user: dict, plan_id: str, payment_method_token
     try:
         if await current(db, user["_id"]) is not None:   # stored by a request that just ended
             raise Conflict("You already have a subscription", "ALREADY_SUBSCRIBED")
+        metadata = {"kind": "subscription", "user_id": str(user["_id"]), "plan": plan_id,
+                    "attempt": str(attempt)}
         result = await provider.create_payment_intent(
-            chosen["price_cents"], CURRENCY, idempotency_key=f"subscription-{attempt}",
-            metadata={"kind": "subscription", "user_id": str(user["_id"]), "plan": plan_id,
-                      "attempt": str(attempt)},
-            payment_method_token=payment_method_token)
-        _check_payment(result, chosen["price_cents"])
+            chosen["price_cents"], charges.CURRENCY, idempotency_key=f"subscription-{attempt}",
+            metadata=metadata, payment_method_token=payment_method_token)
+        charges.require_payment(result, chosen["price_cents"], metadata=metadata,
+                                requires_action=AUTHENTICATION_UNSUPPORTED)
         now = utcnow()
         sub = {"_id": attempt, "user_id": user["_id"], "plan": plan_id, "status": "active",
-               "amount_cents": chosen["price_cents"], "currency": CURRENCY,
+               "amount_cents": chosen["price_cents"], "currency": charges.CURRENCY,
                "current_period_start": now, "current_period_end": now + PERIOD,
-               "payment_intent_id": result.id, "provider": getattr(provider, "name", None),
-               "created_at": now, "canceled_at": None}
+               "payment_intent_id": result.id, "payment_method": payment_method_token,
+               "provider": getattr(provider, "name", None), "created_at": now,
+               "canceled_at": None, "renewal_attempt": 0, "next_renewal_at": None}
         await db[SUBSCRIPTIONS].insert_one(sub)
+        await db[SUBSCRIPTIONS].update_many(
+            {"user_id": user["_id"], "status": "past_due", "_id": {"$ne": attempt}},
+            {"$set": {"status": "canceled", "canceled_at": now, "next_renewal_at": None}})
         return sub
     finally:
         await db[CLAIMS].delete_one({"_id": user["_id"], "attempt": attempt})

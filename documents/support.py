@@ -15,8 +15,8 @@ A message (`support_messages`)::
 
 Status moves pending → active → resolved, and resolved → active to reopen, each with a
 conditional `find_one_and_update` on the current status so that two racing updates cannot
-both win (DESIGN §5). A staff reply moves a pending ticket to active; a reply by the owner
-to a resolved ticket reopens it. Events on ``support:<ticket_id>`` (DESIGN §4):
+both win (docs/architecture.md §4). A staff reply moves a pending ticket to active; a reply by the owner
+to a resolved ticket reopens it. Events on ``support:<ticket_id>`` (docs/architecture.md §6):
 `message_received` (the rendered message) and `ticket_status_changed`
 ({ticket_id, status, previous_status}). Staff replies notify the owner (`ticket_reply`).
 
@@ -39,9 +39,10 @@ from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from documents import notifications, users
+from documents import email_notices, notifications, users
 from documents.common import object_id, paginate, render, search_regex, utcnow
 from documents.errors import Conflict, Invalid, NotFound
+from realtime import channels
 
 TICKETS = "support_tickets"
 MESSAGES = "support_messages"
@@ -103,7 +104,9 @@ def clean_attachments(attachments: Any, settings=None) -> list[str]:
     """`attachments` as a list of at most 5 URLs of our own storage; raises Invalid.
 
     Accepted: ``/files/<key>``, ``<PUBLIC_URL>/files/<key>``, ``<CDN_URL>/<key>`` (the URLs
-    that `POST /api/upload/attachment` hands out). Without `settings` only relative URLs pass.
+    that `POST /api/upload/attachment` hands out). Without `settings` only relative URLs pass;
+    with them a relative one is stored absolute, as the storage serves it (CDN_URL or
+    PUBLIC_URL; docs/api-contract.md §2).
     """
     if attachments is None:
         return []
@@ -114,7 +117,16 @@ def clean_attachments(attachments: Any, settings=None) -> list[str]:
     bad = [a for a in attachments if not _own_url(a, settings)]
     if bad:
         raise Invalid({"attachments": ["Attachments must be files uploaded to HWC3D."]})
-    return list(attachments)
+    return [absolute_file_url(a, settings) for a in attachments]
+
+
+def absolute_file_url(url: str, settings) -> str:
+    """A relative ``/files/<key>`` URL as the absolute URL the storage serves it at."""
+    if settings is None or not url.startswith("/"):
+        return url
+    if settings.cdn_url:
+        return f"{settings.cdn_url.rstrip('/')}/{url[len('/files/'):]}"
+    return f"{settings.public_url.rstrip('/')}{url}"
 
 
 # --------------------------------------------------------------------------- access
@@ -269,8 +281,8 @@ async def add_message(db, hub, ticket: dict, sender: dict, content: str,
     message["_id"] = (await db[MESSAGES].insert_one(message)).inserted_id
     updated, previous = await _count_message(db, ticket, sender_type, now)
     rendered = render_message(message, sender)
-    channel = f"support:{ticket['_id']}"
-    await notifications.publish(hub, channel, "message_received", rendered)
+    await notifications.publish(hub, channels.support(ticket["_id"]), channels.MESSAGE_RECEIVED,
+                                rendered)
     if previous:
         await _status_event(hub, updated, previous)
     if sender_type == "admin":
@@ -281,13 +293,13 @@ async def add_message(db, hub, ticket: dict, sender: dict, content: str,
 async def _notify_reply(db, hub, ticket: dict, sender: dict, content: str) -> None:
     preview = content if len(content) <= 140 else content[:137] + "..."
     await notifications.notify(
-        db, hub, ticket["user_id"], "ticket_reply", f"New reply on \"{ticket['subject']}\"",
+        db, hub, ticket["user_id"], channels.TICKET_REPLY, f"New reply on \"{ticket['subject']}\"",
         f"{sender.get('full_name') or sender['username']}: {preview}",
         data={"ticket_id": str(ticket["_id"])}, action_url=f"/support?ticket={ticket['_id']}")
 
 
 async def _status_event(hub, ticket: dict, previous: str) -> None:
-    await notifications.publish(hub, f"support:{ticket['_id']}", "ticket_status_changed",
+    await notifications.publish(hub, channels.support(ticket["_id"]), channels.TICKET_STATUS_CHANGED,
                                 {"ticket_id": str(ticket["_id"]), "status": ticket["status"],
                                  "previous_status": previous})
 
@@ -308,7 +320,7 @@ async def mark_read(db, ticket_id: Any, reader: dict) -> dict:
     if updated is None:
         raise NotFound("Ticket not found", "TICKET_NOT_FOUND")
     if side == "user":
-        await notifications.mark_read_where(db, ticket["user_id"], "ticket_reply",
+        await notifications.mark_read_where(db, ticket["user_id"], channels.TICKET_REPLY,
                                             {"data.ticket_id": str(ticket["_id"])})
     return updated
 
@@ -318,9 +330,12 @@ async def set_status(db, hub, ticket: dict, status: str) -> dict:
 
     Conditional on the status read, so of two racing updates exactly one wins. Sets
     `resolved_at` when resolving (cleared on reopen). Publishes `ticket_status_changed`.
-    Returns the updated ticket. Raises Conflict INVALID_STATUS_TRANSITION (409).
+    Returns the updated ticket; a ticket already in `status` is returned unchanged, with no
+    event. Raises Conflict INVALID_STATUS_TRANSITION (409).
     """
     current = ticket["status"]
+    if status == current:
+        return ticket
     if status not in TRANSITIONS.get(current, ()):
         raise Conflict(f"Cannot move a {current} ticket to {status}", "INVALID_STATUS_TRANSITION")
     now = utcnow()
@@ -330,6 +345,9 @@ async def set_status(db, hub, ticket: dict, status: str) -> dict:
                   "resolved_at": now if status == "resolved" else None}},
         return_document=True)
     if updated is None:
+        latest = await db[TICKETS].find_one({"_id": ticket["_id"]})
+        if latest is not None and latest["status"] == status:
+            return latest  # a racing request made the same move: done, as asked
         raise Conflict("The ticket's status changed meanwhile; reload it",
                        "INVALID_STATUS_TRANSITION")
     await _status_event(hub, updated, current)
@@ -374,9 +392,10 @@ async def record_email(db, mailer, ticket: dict, staff_user: dict, subject: str,
     owner = await users.get(db, ticket["user_id"])
     if owner is None or not owner.get("email"):
         raise NotFound("The ticket's owner has no email address", "USER_NOT_FOUND")
-    record = await mailer.send(owner["email"], subject.strip(), text.strip(), category="support")
+    record = await email_notices.support_message(mailer, ticket, owner, subject.strip(),
+                                                 text.strip())
     tags = {"ticket_id": ticket["_id"], "sent_by": staff_user["_id"]}
-    await db["emails"].update_one({"_id": record["_id"]}, {"$set": tags})
+    await mailer.tag(record["_id"], tags)
     return {**record, **tags}
 
 
@@ -423,3 +442,8 @@ async def list_all(db, me: dict, *, filters: dict, page: int,
 async def status_counts(db) -> dict[str, int]:
     """How many tickets are in each status: ``{"pending": n, "active": n, "resolved": n}``."""
     return {s: await db[TICKETS].count_documents({"status": s}) for s in STATUSES}
+
+
+async def count_pending(db) -> int:
+    """How many tickets wait for staff (status ``pending``)."""
+    return await db[TICKETS].count_documents({"status": "pending"})

@@ -3,7 +3,8 @@
 A user document (seed 000 §1 `User`, §2 `UserProfile`, seed 004 `User`)::
 
     {_id, email (lower-case, unique), username (unique, case-insensitive via username_lower),
-     password_hash (bcrypt) | None for OAuth-only accounts, full_name, bio, avatar_url,
+     password_hash (bcrypt) | None for OAuth-only accounts, full_name, first_name, last_name
+     (optional; full_name is derived from them when not given), bio, avatar_url,
      user_type: "buyer" | "creator", staff_role: None | "moderator" | "admin" | "superadmin",
      permissions: [str] (extra staff permissions), is_verified, is_active, is_banned,
      is_verified_creator, profile: {phone, country, city, website, twitter, instagram,
@@ -13,33 +14,31 @@ A user document (seed 000 §1 `User`, §2 `UserProfile`, seed 004 `User`)::
      ban_reason, banned_at, banned_by (set while banned), deleted_at (set once deleted),
      created_at, updated_at, last_login}
 
-Passwords are hashed with bcrypt in a thread pool (never on the event loop, DESIGN §3).
+Passwords are hashed with bcrypt in a thread pool (never on the event loop, docs/architecture.md §3).
 
-Account rules kept here (issue 2 item 7, seed 000 §2 and §7, seed 001 §7 and §13):
+Account rules kept here (seed 000 §2 and §7, seed 001 §7 and §13):
 - who may change which field (`check_changes`): own profile fields by the user; buyer →
   creator by the user; `user_type`, `is_active`, `is_verified`, `is_verified_creator` by
   holders of `users.manage`; `staff_role` only with `staff.manage` (superadmin); a staff
   account is changed by someone else only with `staff.manage`.
-- deletion (`delete_account`) anonymises the account instead of removing the document, so
-  that purchases, models and messages keep a valid reference: email, username and every
-  personal field are replaced, follows are removed (counters fixed), sessions end.
-- a ban (`ban`) keeps the account but refuses its access tokens (403 ACCOUNT_DISABLED from
-  `sessions.authenticate`) and revokes its refresh tokens; `unban` makes access tokens
-  issued before it invalid, so the user signs in again.
+- `unban` makes access tokens issued before it invalid, so the user signs in again.
+
+Changes that reach other collections (changes that end sessions, bans, deletion) live in
+`documents.account_lifecycle`, which calls this module, `sessions` and `follows`.
 """
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 import bcrypt
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents.common import object_id, omit, paginate, render, search_regex, utcnow
+from documents import cards, search_kinds
+from documents.common import object_id, omit, render, utcnow
 from documents.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 
 COLLECTION = "users"
@@ -78,9 +77,10 @@ PRIVATE_FIELDS = ("password_hash", "totp_secret", "username_lower", "tokens_vali
                   "google_id", "github_id", "discord_id", "permissions")
 PUBLIC_HIDDEN = PRIVATE_FIELDS + ("email", "last_login", "is_banned", "is_active", "staff_role",
                                   "is_verified", "ban_reason", "banned_at", "banned_by",
-                                  "deleted_at")
+                                  "deleted_at", "email_notifications")
 PUBLIC_HIDDEN_PROFILE = ("phone",)
-SELF_FIELDS = ("full_name", "bio", "avatar_url", "username") + PROFILE_FIELDS
+SELF_FIELDS = ("full_name", "first_name", "last_name", "bio", "avatar_url", "username",
+               "email_notifications") + PROFILE_FIELDS
 ADMIN_FIELDS = ("is_active", "is_verified", "is_verified_creator")
 PASSWORD_MIN_BYTES, PASSWORD_MAX_BYTES = 8, 72
 
@@ -88,12 +88,15 @@ PASSWORD_MIN_BYTES, PASSWORD_MAX_BYTES = 8, 72
 # --------------------------------------------------------------------------- roles
 
 def roles_of(user: dict | None) -> list[str]:
-    """The token's `roles` claim: the user_type, plus the staff role when there is one."""
+    """The token's `roles` claim: user_type, `"user"` (every account), the staff role, and
+    `"super_admin"` beside `"superadmin"`, e.g. ``["buyer", "user", "superadmin", "super_admin"]``."""
     if not user:
         return []
-    out = [user.get("user_type", "buyer")]
+    out = [user.get("user_type", "buyer"), "user"]
     if user.get("staff_role"):
         out.append(user["staff_role"])
+        if user["staff_role"] == "superadmin":
+            out.append("super_admin")
     return out
 
 
@@ -171,16 +174,53 @@ async def get_many(db, ids: Iterable) -> dict:
     return {u["_id"]: u async for u in db[COLLECTION].find({"_id": {"$in": wanted}})}
 
 
+async def get_by_provider(db, provider_field: str, provider_id: str) -> dict | None:
+    """The account linked to an OAuth identity (`provider_field` e.g. "github_id"), or None."""
+    return await db[COLLECTION].find_one({provider_field: provider_id})
+
+
+async def any_account(db) -> bool:
+    """True when the store holds at least one account (deleted ones included)."""
+    return await db[COLLECTION].find_one({}, {"_id": 1}) is not None
+
+
+# The fields `render_brief` shows: the only ones fetched for an author's or creator's card.
+BRIEF_PROJECTION = cards.CARD_PROJECTION
+
+
+async def brief_cards(db, ids: Iterable) -> dict:
+    """The accounts `ids` as ``{ObjectId: user}`` with only the fields of their brief card
+    (`render_brief`): from the process's card cache where it runs (`documents.cards`), else
+    in one query."""
+    return await cards.creator_cards(db, COLLECTION, ids)
+
+
 # --------------------------------------------------------------------------- writes
+
+async def move_counters(db, user_id, **steps: int) -> None:
+    """Add `steps` (counter name → signed step, e.g. ``followers_count=1``) to the account's
+    counters in one update; nothing when the account is gone."""
+    await db[COLLECTION].update_one({"_id": user_id}, {"$inc": steps})
+
+
+async def link_provider(db, user_id, provider_field: str, provider_id: str) -> dict | None:
+    """Link an OAuth identity to the account unless it is linked to another identity of the
+    same provider; marks the email verified. Returns the new document, or None when refused."""
+    return await db[COLLECTION].find_one_and_update(
+        {"_id": user_id, provider_field: {"$in": [None, provider_id]}},
+        {"$set": {provider_field: provider_id, "is_verified": True}}, return_document=True)
+
 
 def new_user(email: str, username: str, password_hash: str | None, *, full_name: str | None = None,
              user_type: str = "buyer", staff_role: str | None = None, is_verified: bool = False,
-             **extra) -> dict:
-    """A fresh user document with every counter at zero."""
+             first_name: str | None = None, last_name: str | None = None, **extra) -> dict:
+    """A fresh user document with every counter at zero; `full_name` defaults to the
+    first and last names joined."""
     now = utcnow()
     doc = {
         "email": email.strip().lower(), "username": username, "username_lower": username.lower(),
-        "password_hash": password_hash, "full_name": full_name, "bio": None, "avatar_url": None,
+        "password_hash": password_hash, "full_name": full_name or joined_name(first_name, last_name),
+        "first_name": first_name, "last_name": last_name, "bio": None, "avatar_url": None,
         "user_type": user_type, "staff_role": staff_role, "permissions": [],
         "is_verified": is_verified, "is_active": True, "is_banned": False,
         "is_verified_creator": False, "profile": {"skills": [], "software": []},
@@ -190,6 +230,21 @@ def new_user(email: str, username: str, password_hash: str | None, *, full_name:
     }
     doc.update(extra)
     return doc
+
+
+def joined_name(first_name: str | None, last_name: str | None) -> str | None:
+    """``"Ada Lovelace"`` from the two names (either may be missing); None when both are."""
+    return " ".join(part for part in (first_name, last_name) if part) or None
+
+
+def with_derived_name(target: dict, changes: dict) -> dict:
+    """`changes` plus `full_name` rebuilt from first/last names when they change and no
+    `full_name` is given (PATCH/PUT with `firstName`/`lastName`)."""
+    if "full_name" in changes or not ({"first_name", "last_name"} & changes.keys()):
+        return changes
+    first = changes.get("first_name", target.get("first_name"))
+    last = changes.get("last_name", target.get("last_name"))
+    return {**changes, "full_name": joined_name(first, last)}
 
 
 async def insert(db, doc: dict) -> dict:
@@ -204,6 +259,7 @@ async def insert(db, doc: dict) -> dict:
         code = "EMAIL_ALREADY_EXISTS" if "email" in str(exc) else "USERNAME_ALREADY_EXISTS"
         raise Conflict("An account with these details already exists", code) from None
     doc["_id"] = result.inserted_id
+    await search_kinds.index_user(db, doc)
     return doc
 
 
@@ -219,11 +275,20 @@ async def update(db, user_id, changes: dict) -> dict:
         raise Conflict("This username is taken", "USERNAME_ALREADY_EXISTS") from None
     if user is None:
         raise NotFound("User not found", "USER_NOT_FOUND")
+    cards.evict(db, user_id)
+    await search_kinds.index_user(db, user, renamed=bool({"username", "full_name"} & set(changes)))
     return user
 
 
 async def touch_login(db, user_id) -> None:
     await db[COLLECTION].update_one({"_id": user_id}, {"$set": {"last_login": utcnow()}})
+
+
+async def clear_avatar(db, user_id, url: str) -> None:
+    """Unset `user_id`'s `avatar_url` when it is still `url` (its file was deleted)."""
+    await db[COLLECTION].update_one({"_id": user_id, "avatar_url": url},
+                                    {"$set": {"avatar_url": None, "updated_at": utcnow()}})
+    cards.evict(db, user_id)
 
 
 async def revoke_all_tokens(db, user_id) -> None:
@@ -259,8 +324,12 @@ async def find_visible(db, ref: str) -> dict:
 # --------------------------------------------------------------------------- password policy
 
 def password_problems(password: str) -> list[str]:
-    """What is wrong with `password` under the registration policy (issue 2 item 6):
-    8–72 bytes (UTF-8), at least one letter and one digit. Empty list when it is fine."""
+    """What is wrong with a new password: the one password policy of every route that sets
+    one (register, change, reset, admin creation, the first superadmin).
+
+    8–72 bytes in UTF-8 (72 is bcrypt's limit), at least one letter and one digit. Returns
+    the list of problems, empty when the password is fine.
+    """
     problems = []
     size = len(password.encode("utf-8"))
     if size < PASSWORD_MIN_BYTES:
@@ -322,7 +391,7 @@ async def confirm_deletion(user: dict, password: str | None, confirm: str | None
 def check_changes(actor: dict, target: dict, changes: dict) -> None:
     """Raise Forbidden unless `actor` may apply `changes` (field → value) to `target`.
 
-    Rules (issue 2 item 7, seed 000 §7): anyone their own profile fields and buyer → creator;
+    Rules (seed 000 §7): anyone their own profile fields and buyer → creator;
     `users.manage` for other users, `user_type`, `is_active`, `is_verified`,
     `is_verified_creator`; `staff.manage` for `staff_role` and for anyone else's staff
     account; nobody their own `staff_role` or `is_active`.
@@ -345,7 +414,7 @@ def check_changes(actor: dict, target: dict, changes: dict) -> None:
         raise Forbidden("An account type can only change from buyer to creator")
 
 
-def _set_document(changes: dict) -> dict:
+def set_document(changes: dict) -> dict:
     """Flat API fields as a `$set` document: profile fields go under `profile.`."""
     out = {}
     for name, value in changes.items():
@@ -353,201 +422,57 @@ def _set_document(changes: dict) -> dict:
     return out
 
 
-async def apply_changes(db, actor: dict, target: dict, changes: dict) -> dict:
-    """Check (`check_changes`) and store `changes` to `target`; returns the new document.
-
-    Raises Forbidden, Conflict USERNAME_ALREADY_EXISTS (409), NotFound. Deactivating an
-    account revokes its refresh tokens; reactivating it invalidates older access tokens.
-    """
-    check_changes(actor, target, changes)
-    if not changes:
-        return target
-    username = changes.get("username")
-    if username and username.lower() != target["username_lower"]:
-        taken = await db[COLLECTION].find_one({"username_lower": username.lower()}, {"_id": 1})
-        if taken:
-            raise Conflict("This username is taken", "USERNAME_ALREADY_EXISTS")
-    updates = _set_document(changes)
-    if changes.get("is_active") is True and not target.get("is_active", True):
-        updates["tokens_valid_after"] = utcnow()
-    user = await update(db, target["_id"], updates)
-    if changes.get("is_active") is False:
-        await revoke_refresh_tokens(db, target["_id"])
-    return user
-
-
-async def revoke_refresh_tokens(db, user_id) -> None:
-    """Revoke every refresh token of `user_id`, leaving access tokens to the account checks."""
-    from documents import sessions  # sessions imports this module
-
-    await db[sessions.REFRESH].update_many({"user_id": user_id, "status": {"$ne": "revoked"}},
-                                           {"$set": {"status": "revoked", "revoked_at": utcnow()}})
-
-
 # --------------------------------------------------------------------------- bans
 
-async def ban(db, user_id, admin: dict, reason: str) -> dict:
-    """Ban the account (from active to banned) and revoke its refresh tokens; returns it.
-
-    Its access tokens are answered 403 ACCOUNT_DISABLED from the next request on. Raises
-    Conflict ALREADY_BANNED (409), NotFound.
-    """
-    now = utcnow()
-    user = await db[COLLECTION].find_one_and_update(
-        {"_id": user_id, "is_banned": {"$ne": True}},
-        {"$set": {"is_banned": True, "ban_reason": reason, "banned_at": now,
-                  "banned_by": admin["_id"], "updated_at": now}}, return_document=True)
-    if user is None:
-        await _require(db, user_id)
-        raise Conflict("This account is already banned", "ALREADY_BANNED")
-    await revoke_refresh_tokens(db, user_id)
-    return user
-
-
-async def unban(db, user_id) -> dict:
-    """Lift a ban; access tokens issued before now stay invalid. Raises Conflict NOT_BANNED, NotFound."""
-    now = utcnow()
-    user = await db[COLLECTION].find_one_and_update(
-        {"_id": user_id, "is_banned": True},
-        {"$set": {"is_banned": False, "ban_reason": None, "banned_at": None, "banned_by": None,
-                  "tokens_valid_after": now, "updated_at": now}}, return_document=True)
-    if user is None:
-        await _require(db, user_id)
-        raise Conflict("This account is not banned", "NOT_BANNED")
-    return user
-
-
-async def verify_creator(db, user_id) -> tuple[dict, bool]:
-    """Mark a creator as a verified creator; returns (user, changed).
-
-    Raises BadRequest NOT_A_CREATOR when the account is not a creator, NotFound.
-    """
-    user = await db[COLLECTION].find_one_and_update(
-        {"_id": user_id, "user_type": "creator", "is_verified_creator": {"$ne": True}},
-        {"$set": {"is_verified_creator": True, "updated_at": utcnow()}}, return_document=True)
-    if user is not None:
-        return user, True
-    user = await _require(db, user_id)
-    if user.get("user_type") != "creator":
-        raise BadRequest("Only creators can be verified", "NOT_A_CREATOR")
-    return user, False
-
-
-async def _require(db, user_id) -> dict:
+async def require_account(db, user_id) -> dict:
     user = await db[COLLECTION].find_one({"_id": user_id})
     if user is None or user.get("deleted_at"):
         raise NotFound("User not found", "USER_NOT_FOUND")
     return user
 
 
-# --------------------------------------------------------------------------- deletion
-
-def _anonymised(user_id, now) -> dict:
-    """The `$set` that removes every personal field of an account."""
-    return {
-        "email": f"deleted-{user_id}@deleted.invalid", "username": f"deleted-{user_id}",
-        "username_lower": f"deleted-{user_id}", "password_hash": None, "full_name": None,
-        "bio": None, "avatar_url": None, "profile": {"skills": [], "software": []},
-        "staff_role": None, "permissions": [], "totp_secret": None, "is_active": False,
-        "is_verified": False, "is_verified_creator": False, "followers_count": 0,
-        "following_count": 0, "last_login": None, "deleted_at": now, "updated_at": now,
-        # every token issued up to the end of this second is refused (iat has 1 s resolution)
-        "tokens_valid_after": now.replace(microsecond=0) + timedelta(seconds=1),
-    }
-
-
-async def delete_account(db, user_id) -> dict:
-    """Delete an account: anonymise it, end its sessions, remove its follows; returns the document.
-
-    The document stays (ids referenced by orders and content keep resolving) with no
-    personal data: email and username become `deleted-<id>`, profile, names, avatar,
-    password, OAuth links and TOTP secret are removed, `is_active` false, `deleted_at` set.
-    Raises NotFound when there is no such (undeleted) account.
-    """
-    from documents import follows  # follows imports this module
-
-    user = await db[COLLECTION].find_one_and_update(
-        {"_id": user_id, "deleted_at": None},
-        {"$set": _anonymised(user_id, utcnow()),
-         "$unset": {"google_id": "", "github_id": "", "discord_id": ""}},
-        return_document=True)
-    if user is None:
-        raise NotFound("User not found", "USER_NOT_FOUND")
-    await revoke_refresh_tokens(db, user_id)
-    await follows.remove_all(db, user_id)
-    await db[COLLECTION].update_one({"_id": user_id},
-                                    {"$set": {"followers_count": 0, "following_count": 0}})
-    return user
-
-
-# --------------------------------------------------------------------------- administration
-
-def list_query(search: str | None = None, user_type: str | None = None,
-               is_verified: bool | None = None, status: str | None = None) -> dict:
-    """The filter of the admin user list (seed 000 §7 GET /api/admin/users).
-
-    `search` matches username, email or full_name literally (case-insensitive); `status`
-    is active (active, not banned), banned, or inactive (deactivated or deleted).
-    """
-    query: dict = {}
-    if search:
-        rx = search_regex(search)
-        query["$or"] = [{"username": rx}, {"email": rx}, {"full_name": rx}]
-    if user_type:
-        query["user_type"] = user_type
-    if is_verified is not None:
-        query["is_verified"] = is_verified
-    if status == "active":
-        query.update({"is_active": True, "is_banned": {"$ne": True}})
-    elif status == "banned":
-        query["is_banned"] = True
-    elif status == "inactive":
-        query["is_active"] = False
-    return query
-
-
-async def list_page(db, filters: dict, *, page: int, limit: int) -> tuple[list[dict], dict]:
-    """One page of users matching `list_query(**filters)`, newest first, in the admin view."""
-    docs, meta = await paginate(db[COLLECTION], list_query(**filters), page=page, limit=limit,
-                                sort=[("created_at", -1), ("_id", -1)])
-    return [render_private(d) for d in docs], meta
-
-
-async def create_by_admin(db, actor: dict, data: dict, rounds: int) -> dict:
-    """An account created by an admin (POST /api/users) with a password; returns the document.
-
-    `data`: email, username, password, and optional full_name, user_type, staff_role,
-    is_verified. Raises Forbidden when `staff_role` is set without `staff.manage`, Invalid
-    for a weak password, Conflict for a taken email or username.
-    """
-    if data.get("staff_role") and not has_permission(actor, "staff.manage"):
-        raise Forbidden("Only a superadmin can create staff accounts")
-    problems = password_problems(data["password"])
-    if problems:
-        raise Invalid({"password": problems})
-    password_hash = await hash_password(data["password"], rounds)
-    doc = new_user(data["email"], data["username"], password_hash,
-                   full_name=data.get("full_name"), user_type=data.get("user_type", "buyer"),
-                   staff_role=data.get("staff_role"), is_verified=data.get("is_verified", False))
-    return await insert(db, doc)
-
-
 # --------------------------------------------------------------------------- rendering
 
 def render_private(user: dict) -> dict:
-    """The user as they see themselves (GET /api/users/me): everything but secrets."""
+    """The user as they see themselves (GET /api/users/me): everything but secrets, plus the
+    camelCase contract's `firstName`, `lastName`, `isActive`, `createdAt`, `updatedAt`."""
     out = render(omit(user, PRIVATE_FIELDS))
     out["roles"] = roles_of(user)
     out["is_staff"] = is_staff(user)
     out["has_password"] = bool(user.get("password_hash"))
     out["two_factor_enabled"] = bool(user.get("totp_secret"))
-    return out
+    out["email_notifications"] = user.get("email_notifications", True) is not False
+    return _with_camel(out)
 
 
 def render_public(user: dict) -> dict:
     """The user as anyone sees them (public profile): no email, phone, account state or secrets."""
     out = render(omit(user, PUBLIC_HIDDEN))
     out["profile"] = omit(out.get("profile") or {}, PUBLIC_HIDDEN_PROFILE)
+    return _with_camel(out)
+
+
+def render_for_admin(user: dict) -> dict:
+    """The public profile plus what staff with `users.manage` see: email, roles, isActive."""
+    out = render_public(user)
+    out["email"] = user.get("email")
+    out["roles"] = roles_of(user)
+    out["is_active"] = out["isActive"] = user.get("is_active", True)
+    return out
+
+
+_CAMEL = (("firstName", "first_name"), ("lastName", "last_name"), ("isActive", "is_active"),
+          ("createdAt", "created_at"), ("updatedAt", "updated_at"))
+
+
+def _with_camel(out: dict) -> dict:
+    """Copy the rendered snake_case fields under the camelCase contract's names (first and
+    last names null when never given)."""
+    out.setdefault("first_name", None)
+    out.setdefault("last_name", None)
+    for camel, snake in _CAMEL:
+        if snake in out:
+            out[camel] = out[snake]
     return out
 
 

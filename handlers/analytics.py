@@ -1,6 +1,7 @@
-"""Analytics for creators and the public rankings (issue 5 item 6; seed 001 §7, §12; seed 004).
+"""Analytics for creators and the public rankings (seed 001 §7, §12; seed 004).
 
-- `GET /api/analytics/dashboard` — the signed-in creator's analytics (`days`).
+- `GET /api/analytics/dashboard` — the signed-in creator's analytics (`days`), with seed 000
+  §10's top-level fields beside ours (`with_seed_fields`).
 - `GET /api/analytics/models/{id}`, `GET /api/models/{id}/analytics` — one model's analytics,
   for its creator or staff (another user: 403; unknown or invalid id: 404).
 - `GET /api/leaderboard?period=week|month|all_time&metric=sales|downloads|rating` (public).
@@ -11,8 +12,10 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from documents import analytics, catalog
-from handlers.base import ApiHandler, ApiSchema, public, query
-from handlers.earnings import BlankDropping, DaysQuery
+from handlers.base import ApiHandler, ApiSchema, public, query, responds
+from handlers.earnings import DaysQuery
+from handlers.schemas import BlankDropping
+from handlers.schemas_money import CreatorAnalyticsOut, LeaderboardOut, ModelAnalyticsOut, TopCreatorsOut
 
 MODEL_ID = r"([^/]+)"
 
@@ -27,16 +30,33 @@ class TopQuery(ApiSchema):
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
 
 
+def with_seed_fields(report: dict) -> dict:
+    """A creator's analytics with seed 000 §10's top-level fields beside `totals`:
+    `total_views`, `total_likes`, `total_downloads` (counts), `total_revenue` (decimal, all
+    time), `top_models` (as in the report) and `revenue_chart` (``[{date, revenue, sales}]``
+    per day of the period, decimals)."""
+    totals = report["totals"]
+    return {**report, "total_views": totals["views"], "total_likes": totals["likes"],
+            "total_downloads": totals["downloads"], "total_revenue": totals["revenue"],
+            "revenue_chart": [{"date": day["date"], "revenue": day["revenue"],
+                               "sales": day["sales"]} for day in report["daily"]]}
+
+
 class CreatorDashboardHandler(ApiHandler):
     @query(DaysQuery)
+    @responds(CreatorAnalyticsOut)
     async def get(self) -> None:
-        """The signed-in creator's analytics (same as `GET /api/users/me/analytics`)."""
-        self.write_json(await analytics.creator_analytics(self.db, self.require_user(),
-                                                          self.query["days"]))
+        """The signed-in creator's analytics (as `GET /api/users/me/analytics`) plus seed 000
+        §10's `total_views`, `total_likes`, `total_downloads`, `total_revenue`, `top_models`
+        and `revenue_chart` (`with_seed_fields`). 422 for a bad `days`."""
+        report = await analytics.creator_analytics(self.db, self.require_user(),
+                                                   self.query["days"])
+        self.write_json(with_seed_fields(report))
 
 
 class ModelAnalyticsHandler(ApiHandler):
     @query(DaysQuery)
+    @responds(ModelAnalyticsOut)
     async def get(self, model_id: str) -> None:
         """One model's analytics (seed 001 §7 "View analytics"): totals from its counters and
         transactions, daily sales/revenue/likes/comments over `days`. Creator or staff only:
@@ -48,6 +68,7 @@ class ModelAnalyticsHandler(ApiHandler):
 class LeaderboardHandler(ApiHandler):
     @public
     @query(LeaderboardQuery)
+    @responds(LeaderboardOut)
     async def get(self) -> None:
         """Creators ranked by `metric` over `period` (seed 001 §12): ``{period, metric,
         items: [{rank, creator, value, followers_count, ...}]}``."""
@@ -58,6 +79,7 @@ class LeaderboardHandler(ApiHandler):
 class TopCreatorsHandler(ApiHandler):
     @public
     @query(TopQuery)
+    @responds(TopCreatorsOut)
     async def get(self) -> None:
         """Top creators by completed sales, then followers: ``{items: [{creator, total_sales,
         revenue, followers_count, total_models}]}``."""

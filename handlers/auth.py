@@ -1,4 +1,4 @@
-"""Auth routes `/api/auth/...` (seed 000 §1, seed 001 §1 and §20, issue 2 §6).
+"""Auth routes `/api/auth/...` (seed 000 §1, seed 001 §1 and §20).
 
 Sign-in answers (register 201, login/refresh/OAuth 200) are one shape::
 
@@ -23,7 +23,7 @@ import hashlib
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from documents import accounts, oauth, sessions, users
+from documents import accounts, email_notices, sessions, users
 from documents.common import utcnow
 from documents.errors import Unauthorized
 from handlers.base import ApiHandler, ApiSchema, body, public, responds
@@ -37,7 +37,7 @@ OTP_FORMAT = validate.Regexp(r"^\d{6}$", error="Must be a 6-digit code.")
 # --------------------------------------------------------------------------- request schemas
 
 def _new_password(value: str) -> None:
-    problems = accounts.password_problems(value)
+    problems = users.password_problems(value)
     if problems:
         raise ValidationError(problems)
 
@@ -51,7 +51,11 @@ def _token(required: bool = True) -> fields.String:
 
 
 class RegisterSchema(ApiSchema):
-    """`POST /api/auth/register` (seed 000 §1); user_type buyer or creator, never staff."""
+    """`POST /api/auth/register` (seed 000 §1); user_type buyer or creator, never staff.
+
+    The camelCase contract's `firstName`/`lastName` are stored too; `full_name` is derived
+    from them when not given.
+    """
 
     email = _email()
     username = fields.String(required=True, validate=validate.Regexp(
@@ -59,6 +63,10 @@ class RegisterSchema(ApiSchema):
     password = fields.String(required=True, validate=_new_password)
     full_name = fields.String(load_default=None, allow_none=True,
                               validate=validate.Length(max=100))
+    first_name = fields.String(data_key="firstName", allow_none=True,
+                               validate=validate.Length(max=50))
+    last_name = fields.String(data_key="lastName", allow_none=True,
+                              validate=validate.Length(max=50))
     user_type = fields.String(load_default="buyer", validate=validate.OneOf(users.USER_TYPES))
 
 
@@ -130,15 +138,6 @@ class ResetPasswordSchema(ApiSchema):
     new_password = fields.String(required=True, validate=_new_password)
 
 
-class OAuthSchema(ApiSchema):
-    """The authorization `code` from the provider's redirect and the `redirect_uri` used."""
-
-    code = fields.String(required=True, validate=validate.Length(min=1, max=2048))
-    redirect_uri = fields.Url(require_tld=False, validate=validate.Length(max=2048))
-    state = fields.String(validate=validate.Length(max=512))
-    code_verifier = fields.String(validate=validate.Length(min=43, max=128))
-
-
 def login_of(data: dict) -> str | None:
     """The account name of a login body: email, username or usernameOrEmail, stripped."""
     for key in ("email", "username", "username_or_email"):
@@ -156,7 +155,7 @@ class SessionReply(Schema):
     refresh_token = fields.String()
     token_type = fields.String()
     expires_in = fields.Integer()
-    accessToken = fields.String()  # the camelCase auth contract (issue 2 §6)
+    accessToken = fields.String()  # the camelCase auth contract
     refreshToken = fields.String()
 
 
@@ -187,7 +186,7 @@ class AuthHandler(ApiHandler):
     rate_limit = "auth"
 
     async def account_limit(self, key: str) -> None:
-        """Count the request against the per-account auth limit of `key` (issue 2 §5)."""
+        """Count the request against the per-account auth limit of `key`."""
         await self.limit("auth-account", self.settings_.rate_limit_auth,
                          accounts.normalize_login(key))
 
@@ -236,15 +235,14 @@ class RegisterHandler(AuthHandler):
     async def post(self) -> None:
         """Create an account (seed 000 §1) and sign it in: 201 with user and tokens.
 
-        Sends the verification email (link and 6-digit code). 409 EMAIL_ALREADY_EXISTS /
-        USERNAME_ALREADY_EXISTS, 422 on bad fields.
+        Sends the verification email (link and 6-digit code; README "Emails"). 409 EMAIL_ALREADY_EXISTS /
+        USERNAME_ALREADY_EXISTS, 422 on bad fields, 403 REGISTRATIONS_CLOSED when sign-ups
+        are closed.
         """
         await self.account_limit(self.body["email"])
         user = await accounts.register(self.db, self.settings_, **self.body)
         token, code = await accounts.issue_verification(self.db, user)
-        subject, text = accounts.verification_email(self.settings_, user, token, code)
-        await self.services.mailer.send(user["email"], subject, text, category="verification",
-                                        sensitive=True)
+        await email_notices.verification(self.services.mailer, user, token, code)
         await self.sign_in(user, status=201)
 
 
@@ -278,13 +276,15 @@ class RefreshHandler(AuthHandler):
         """Rotate a refresh token (seed 000 §1, seed 001 §20): 200 with a new token pair.
 
         The token comes from the body (`refresh_token`/`refreshToken`), `Authorization:
-        Bearer` or the cookie. 401 INVALID_REFRESH_TOKEN; 401 REFRESH_TOKEN_REUSED for an
-        already rotated token, which also revokes its whole family.
+        Bearer` or the cookie. 401 INVALID_REFRESH_TOKEN when none is presented; 403
+        INVALID_REFRESH_TOKEN for an unknown, expired or revoked one; 403 REFRESH_TOKEN_REUSED
+        for an already rotated token, which also revokes its whole family (403, so that a
+        client refreshing on 401 does not loop).
         """
         token = self.presented_refresh_token()
         if not token:
             raise Unauthorized("A refresh token is required", "INVALID_REFRESH_TOKEN")
-        user, tokens = await sessions.rotate(self.db, self.settings_, token)
+        user, tokens = await sessions.rotate(self.db, self.settings_, token, self.services.hub)
         self.signed_in(user, tokens)
 
 
@@ -306,7 +306,9 @@ class LogoutHandler(AuthHandler):
         if self.claims is not None:
             await sessions.revoke_access_token(self.db, self.claims)
         await sessions.end_session(self.db, refresh,
-                                   self.claims.get("sid") if self.claims else None)
+                                   self.claims.get("sid") if self.claims else None,
+                                   hub=self.services.hub,
+                                   user_id=self.claims["sub"] if self.claims else None)
         self.clear_refresh_cookie()
         self.write_json({"message": "Logged out"})
 
@@ -314,10 +316,20 @@ class LogoutHandler(AuthHandler):
 class MeHandler(ApiHandler):
     @responds(MeReply)
     async def get(self) -> None:
-        """The signed-in user and the claims of the access token used (sub, roles, iat, exp)."""
+        """The signed-in user and the claims of the access token used, also at the top level.
+
+        ``{"sub", "email", "username", "roles", "iat", "exp", "user", "claims"}``: the
+        camelCase contract reads the claims at the top level, the frontend `user`.
+        """
+        user = self.current_user
         claims = {key: self.claims.get(key)
-                  for key in ("sub", "roles", "type", "jti", "sid", "iat", "exp")}
-        self.write_json({"user": users.render_private(self.current_user), "claims": claims})
+                  for key in ("sub", "email", "username", "roles", "type", "jti", "sid",
+                              "iat", "exp")}
+        # tokens issued before they carried email and username: the account's own
+        claims["email"] = claims["email"] or user.get("email")
+        claims["username"] = claims["username"] or user.get("username")
+        top = {key: claims[key] for key in ("sub", "email", "username", "roles", "iat", "exp")}
+        self.write_json({**top, "user": users.render_private(user), "claims": claims})
 
 
 # --------------------------------------------------------------------------- email verification
@@ -337,6 +349,7 @@ class VerifyEmailHandler(AuthHandler):
                                            code=self.body.get("code"))
         self.write_json({"message": "Email verified", "email": user["email"],
                          "is_verified": True})
+        await email_notices.welcome(self.services.mailer, user)
 
 
 class ResendVerificationHandler(AuthHandler):
@@ -352,9 +365,7 @@ class ResendVerificationHandler(AuthHandler):
         if user is None or user.get("is_verified") or user.get("is_banned"):
             return
         token, code = await accounts.issue_verification(self.db, user)
-        subject, text = accounts.verification_email(self.settings_, user, token, code)
-        await self.services.mailer.send(user["email"], subject, text, category="verification",
-                                        sensitive=True)
+        await email_notices.verification(self.services.mailer, user, token, code)
 
 
 # --------------------------------------------------------------------------- password reset
@@ -377,9 +388,7 @@ class ForgotPasswordHandler(AuthHandler):
         if user is None:
             return
         token = await accounts.issue_reset(self.db, user, admin=self.admin)
-        subject, text = accounts.reset_email(self.settings_, user, token, admin=self.admin)
-        await self.services.mailer.send(user["email"], subject, text, category="password_reset",
-                                        sensitive=True)
+        await email_notices.password_reset(self.services.mailer, user, token, admin=self.admin)
 
 
 class AdminForgotPasswordHandler(ForgotPasswordHandler):
@@ -397,11 +406,13 @@ class ResetPasswordHandler(AuthHandler):
     async def post(self) -> None:
         """Set a new password with a reset token (seed 000 §1); ends every session.
 
-        200 ``{"message"}``; 401 INVALID_TOKEN (unknown, used or expired); 422 weak password.
+        200 ``{"message"}``; 401 INVALID_TOKEN (unknown, used or expired); 422 weak password;
+        403 when the account is disabled (or, on the admin route, not staff).
         """
         await self.account_limit(f"token:{_digest(self.body['token'])}")
-        await accounts.reset_password(self.db, self.settings_, self.body["token"],
-                                      self.body["new_password"], admin=self.admin)
+        user = await accounts.reset_password(self.db, self.settings_, self.body["token"],
+                                             self.body["new_password"], admin=self.admin)
+        await self.services.hub.disconnect(user["_id"], reason="Password reset")
         self.clear_refresh_cookie()
         self.write_json({"message": "Password has been reset; sign in with the new password."})
 
@@ -446,67 +457,12 @@ class AdminVerifyOtpHandler(AuthHandler):
         """Complete an admin login challenge with the TOTP code (seed 001 §1): tokens.
 
         401 INVALID_TOKEN (challenge unknown, used, expired, or burnt by 5 wrong codes),
-        INVALID_OTP, OTP_ALREADY_USED.
+        INVALID_OTP, OTP_ALREADY_USED; 403 when the account was disabled meanwhile.
         """
         record, user = await accounts.challenge_user(self.db, self.body["challenge_token"])
         await self.account_limit(str(user["_id"]))
         user = await accounts.complete_challenge(self.db, record, user, self.body["otp_code"])
         await self.sign_in(user, two_factor_enabled=True)
-
-
-# --------------------------------------------------------------------------- OAuth
-
-class OAuthHandler(AuthHandler):
-    async def sign_in_with(self, provider_name: str) -> None:
-        provider = oauth.provider_settings(self.settings_.oauth, provider_name)
-        profile = await oauth.fetch_profile(
-            self.services.http_client, provider, self.body["code"],
-            self.body.get("redirect_uri"), self.body.get("code_verifier"))
-        await self.account_limit(f"{provider_name}:{profile['id']}")
-        user, created = await accounts.oauth_sign_in(self.db, profile)
-        if accounts.needs_second_factor(user):
-            await self.second_factor(user)
-            return
-        await self.sign_in(user, status=201 if created else 200, created=created)
-
-    @public
-    @body(OAuthSchema)
-    @responds(SessionReply)
-    async def post(self, provider: str) -> None:
-        """OAuth sign-in with `{code, redirect_uri}` (seed 000 §1): answers like login.
-
-        200 for an existing (or newly linked) account, 201 with ``"created": true`` for a new
-        one. 404 UNKNOWN_PROVIDER; 503 OAUTH_NOT_CONFIGURED; 401 OAUTH_FAILED (code refused);
-        502 OAUTH_PROVIDER_ERROR; 400 OAUTH_EMAIL_NOT_VERIFIED; 409 OAUTH_ACCOUNT_CONFLICT.
-        """
-        await self.sign_in_with(provider)
-
-
-class GoogleOAuthHandler(OAuthHandler):
-    @public
-    @body(OAuthSchema)
-    @responds(SessionReply)
-    async def post(self) -> None:
-        """Sign in with Google (seed 001 §1); as `POST /api/auth/oauth/{provider}`."""
-        await self.sign_in_with("google")
-
-
-class GithubOAuthHandler(OAuthHandler):
-    @public
-    @body(OAuthSchema)
-    @responds(SessionReply)
-    async def post(self) -> None:
-        """Sign in with GitHub (seed 001 §1); as `POST /api/auth/oauth/{provider}`."""
-        await self.sign_in_with("github")
-
-
-class DiscordOAuthHandler(OAuthHandler):
-    @public
-    @body(OAuthSchema)
-    @responds(SessionReply)
-    async def post(self) -> None:
-        """Sign in with Discord (seed 001 §1); as `POST /api/auth/oauth/{provider}`."""
-        await self.sign_in_with("discord")
 
 
 routes = [
@@ -523,8 +479,4 @@ routes = [
     (r"/api/auth/admin/verify-otp", AdminVerifyOtpHandler),
     (r"/api/auth/admin/forgot-password", AdminForgotPasswordHandler),
     (r"/api/auth/admin/reset-password", AdminResetPasswordHandler),
-    (r"/api/auth/oauth/google", GoogleOAuthHandler),
-    (r"/api/auth/oauth/github", GithubOAuthHandler),
-    (r"/api/auth/oauth/discord", DiscordOAuthHandler),
-    (r"/api/auth/oauth/(?P<provider>[^/]+)", OAuthHandler),
 ]

@@ -24,99 +24,51 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow
+import orjson
 import tornado.web
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from tornado import httputil
 
 from documents import sessions, users
-from documents.errors import BadRequest, DomainError, Forbidden, Invalid, NotFound, RateLimited, Unauthorized
+from documents.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unauthorized
+from handlers import jsonbody
+from handlers.verbs import (  # noqa: F401 - the handler kit: handlers import them from here
+    body,
+    multipart,
+    public,
+    query,
+    responds,
+    roles,
+    schema_instance,
+    staff,
+)
 
 log = logging.getLogger("hwc3d.api")
 
 MAX_LIMIT = 100
-# The one JSON encoder of responses (compact, non-JSON values as str); stateless, built once.
+# The JSON encoder of responses: orjson (compact UTF-8; non-JSON values — ObjectId, datetime,
+# Decimal — as str(), as the standard library's encoder with default=str gives them).
+_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                   | orjson.OPT_PASSTHROUGH_DATACLASS)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-MAX_JSON_DEPTH = 32
+
+
+def encode_json(payload: Any) -> bytes:
+    """`payload` as compact JSON bytes (orjson; the standard encoder for what orjson refuses,
+    such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(payload, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return _ENCODER.encode(payload).encode()
+
+
 INT64_MAX = 2 ** 63 - 1
-
-
-# --------------------------------------------------------------------------- decorators
-
-def public(method: Callable) -> Callable:
-    """Opt a verb out of authentication; `self.current_user` is still set when a token is sent."""
-    method._auth = "public"
-    return method
-
-
-def staff(permission: str | None = None) -> Callable:
-    """Require a staff account (moderator, admin, superadmin) holding `permission` (seed `AdminUser`)."""
-
-    def mark(method: Callable) -> Callable:
-        method._auth = "staff"
-        method._permission = permission
-        return method
-
-    return mark
-
-
-def roles(*allowed: str) -> Callable:
-    """Require a user whose roles (user_type or staff role) include one of `allowed`."""
-
-    def mark(method: Callable) -> Callable:
-        method._auth = "roles"
-        method._roles = frozenset(allowed)
-        return method
-
-    return mark
-
-
-def body(schema: type[Schema] | Schema) -> Callable:
-    """Validate the JSON body with `schema` before the verb runs; the result is `self.body`."""
-
-    def mark(method: Callable) -> Callable:
-        method._body_schema = schema
-        method._body_loader = _schema_instance(schema)  # built once: loads keep no state on it
-        return method
-
-    return mark
-
-
-def query(schema: type[Schema] | Schema) -> Callable:
-    """Validate the query string with `schema` before the verb runs; the result is `self.query`."""
-
-    def mark(method: Callable) -> Callable:
-        method._query_schema = schema
-        method._query_loader = _schema_instance(schema)  # built once: loads keep no state on it
-        return method
-
-    return mark
-
-
-def responds(schema: type[Schema] | Schema | None = None, status: int = 200,
-             many: bool = False, paginated: bool = False) -> Callable:
-    """Document the success response of a verb for OpenAPI (no effect on the request)."""
-
-    def mark(method: Callable) -> Callable:
-        method._response = {"schema": schema, "status": status, "many": many,
-                            "paginated": paginated}
-        return method
-
-    return mark
-
-
-def multipart(**parts: str) -> Callable:
-    """Document a multipart/form-data body for OpenAPI: part name → description."""
-
-    def mark(method: Callable) -> Callable:
-        method._multipart = parts
-        return method
-
-    return mark
 
 
 # --------------------------------------------------------------------------- schemas
 
 class ApiSchema(Schema):
-    """Base of every request schema: unknown fields are a field error (DESIGN §3)."""
+    """Base of every request schema: unknown fields are a field error (docs/architecture.md §3)."""
 
     class Meta:
         unknown = RAISE
@@ -147,10 +99,6 @@ class LenientPageQuery(PageQuery):
         unknown = EXCLUDE
 
 
-def _schema_instance(schema: type[Schema] | Schema) -> Schema:
-    return schema() if isinstance(schema, type) else schema
-
-
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested error messages as ``{"field.sub": ["message", ...]}``."""
     out: dict[str, list[str]] = {}
@@ -171,14 +119,14 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def load(schema: type[Schema] | Schema, data: Any) -> dict:
+def load(schema: type[Schema] | Schema, data: Any, unknown: str | None = None) -> dict:
     """Validate `data` with `schema`; raises Invalid (422 with field_errors).
 
     What the schema loads (after its post_load hooks) must also fit in BSON: an integer
     outside 64 bits, which MongoDB cannot take in a query or a document, is a field error.
     """
     try:
-        loaded = _schema_instance(schema).load(data)
+        loaded = schema_instance(schema).load(data, unknown=unknown)
     except marshmallow.ValidationError as exc:
         raise Invalid(flatten_errors(exc.messages)) from None
     items = loaded.items() if isinstance(loaded, dict) else [("_schema", loaded)]
@@ -187,6 +135,16 @@ def load(schema: type[Schema] | Schema, data: Any) -> dict:
     if too_big:
         raise Invalid(too_big)
     return loaded
+
+
+def load_query(schema: Schema, data: dict) -> dict:
+    """Validate a query string (docs/architecture.md §3): unknown parameters (cache busters
+    such as ``_=``) are ignored and a `limit` above its range is clamped; else as `load`."""
+    ceiling = next((v.max for v in getattr(schema.fields.get("limit"), "validators", ())
+                    if isinstance(v, validate.Range)), None)
+    if ceiling and str(data.get("limit", "")).strip().isdecimal() and int(data["limit"]) > ceiling:
+        data = {**data, "limit": ceiling}
+    return load(schema, data, unknown=EXCLUDE)
 
 
 # --------------------------------------------------------------------------- handler
@@ -220,6 +178,13 @@ class ApiHandler(tornado.web.RequestHandler):
         if hasattr(self, "request_id"):  # after clear() (error pages): keep the id and CORS
             self.set_header("X-Request-ID", self.request_id)
             self._cors()
+
+    def compute_etag(self) -> str | None:
+        """No validator for an answer that no cache may keep (``Cache-Control: no-store``,
+        every API answer unless a handler says otherwise): it would only cost a hash."""
+        if self._headers.get("Cache-Control") == "no-store":
+            return None
+        return super().compute_etag()
 
     def _incoming_request_id(self) -> str | None:
         value = self.request.headers.get("X-Request-ID", "")
@@ -299,8 +264,8 @@ class ApiHandler(tornado.web.RequestHandler):
     def _validate(self, verb: Callable) -> None:
         schema = getattr(verb, "_query_loader", None) or getattr(verb, "_query_schema", None)
         if schema is not None:
-            schema = _schema_instance(schema)
-            self.query = load(schema, self.query_arguments(schema))
+            schema = schema_instance(schema)
+            self.query = load_query(schema, self.query_arguments(schema))
         schema = getattr(verb, "_body_loader", None) or getattr(verb, "_body_schema", None)
         if schema is not None:
             self.body = load(schema, self.json_body())
@@ -315,24 +280,10 @@ class ApiHandler(tornado.web.RequestHandler):
         return self.get_cookie("access_token") or None
 
     def json_body(self) -> Any:
-        """The request body parsed as JSON (an empty body is `{}`).
-
-        400 BAD_REQUEST when it is malformed or nested deeper than MAX_JSON_DEPTH arrays and
-        objects (the parser's recursion limit, and MongoDB's 100 levels, stay out of reach).
-        """
-        raw = self.request.body
-        if not raw or not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("Request body is not valid JSON") from None
-        except RecursionError:
-            data = None
-        else:
-            if not _nested_deeper_than(data, MAX_JSON_DEPTH):
-                return data
-        raise BadRequest(f"Request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        """The request body parsed as JSON (an empty body is `{}`); 415 for a body that is not
+        `application/json`, 400 when malformed or too deep, 422 naming a field whose text holds
+        NUL or an unpaired surrogate (`handlers/jsonbody.py`)."""
+        return jsonbody.parse(self.request.headers.get("Content-Type", ""), self.request.body)
 
     def query_arguments(self, schema: Schema | None = None) -> dict[str, Any]:
         """The query string as a dict: one value a name, all values for list fields."""
@@ -354,7 +305,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def write_json(self, payload: Any, status: int = 200) -> None:
         """Finish the request with `payload` as JSON and `status`."""
         self.set_status(status)
-        self.finish(_ENCODER.encode(payload))
+        self.finish(encode_json(payload))
 
     def write_page(self, items: list, meta: dict, **extra) -> None:
         """Finish with the pagination envelope ``{items, total, page, limit, pages}`` (seed 001 §22)."""
@@ -368,7 +319,8 @@ class ApiHandler(tornado.web.RequestHandler):
     # ---------------------------------------------------------------- errors
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """The one error renderer: ``{"detail", "error_code", "field_errors"?}`` (seed 001 §19)."""
+        """The one error renderer: ``{"detail", "error_code", "field_errors"?}`` (seed 001 §19)
+        plus the camelCase auth contract's `statusCode`, `message` and `error` (`with_status`)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, DomainError):
             payload = {"detail": exc.detail, "error_code": exc.error_code}
@@ -388,7 +340,7 @@ class ApiHandler(tornado.web.RequestHandler):
             payload = {"detail": "Internal server error", "error_code": "INTERNAL_ERROR"}
         payload["request_id"] = self.request_id
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(payload))
+        self.finish(json.dumps(with_status(payload, self.get_status())))
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -417,7 +369,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Access-Control-Allow-Origin", origin)
         self.set_header("Access-Control-Allow-Credentials", "true")
         self.set_header("Vary", "Origin")
-        self.set_header("Access-Control-Expose-Headers", "X-Request-ID, Retry-After")
+        self.set_header("Access-Control-Expose-Headers",
+                        "X-Request-ID, Retry-After, X-Total-Count, Link")
 
     @public
     def options(self, *args: Any) -> None:
@@ -444,27 +397,22 @@ class ApiHandler(tornado.web.RequestHandler):
         self.services.metrics.observe_request(self, time.monotonic() - self._started)
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether `value` (parsed JSON) has arrays/objects nested more than `limit` levels."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+def with_status(payload: dict, status: int) -> dict:
+    """An error body with the camelCase contract's fields beside ours: `statusCode` (the
+    HTTP status), `message` (`detail`, or for a 422 the list of ``"field: message"``
+    strings) and `error` (the reason phrase, e.g. "Unprocessable Entity")."""
+    field_errors = payload.get("field_errors")
+    message: Any = payload["detail"]
+    if status == 422 and field_errors:
+        message = [f"{name}: {text}" for name, texts in field_errors.items() for text in texts]
+    return {**payload, "statusCode": status, "message": message,
+            "error": httputil.responses.get(status, "Error")}
 
 
 _HTTP_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "FILE_TOO_LARGE", 422: "VALIDATION_ERROR",
-    429: "RATE_LIMIT_EXCEEDED",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "FILE_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMIT_EXCEEDED", 431: "HEADERS_TOO_LARGE",
 }
 
 

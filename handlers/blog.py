@@ -1,10 +1,10 @@
-"""Blog routes (seed 004 §3 and "Blog Listing", "Blog Post"; issue 4 item 6).
+"""Blog routes (seed 004 §3 and "Blog Listing", "Blog Post").
 
 `post_id` in every path is a post's id or its slug. Public: `GET /api/blog/posts`,
 `GET /api/blog/posts/{post_id}` (counts a view), `GET /api/blog/featured`,
 `GET /api/blog/categories`, `GET /api/blog/posts/{post_id}/comments`,
 `POST /api/blog/posts/{post_id}/share`. Signed in: `POST/DELETE /api/blog/posts/{post_id}/like`,
-`POST /api/blog/posts/{post_id}/comments`. Staff with `content.manage` (issue 4 "staff write"):
+`POST /api/blog/posts/{post_id}/comments`. Staff with `content.manage`:
 `POST /api/admin/blog/posts`, `PUT/DELETE /api/admin/blog/posts/{post_id}`; they also read
 drafts (`status=draft|all` on the list, drafts by id). The rules live in `documents.blog`.
 """
@@ -32,6 +32,8 @@ from handlers.base import (
     responds,
     staff,
 )
+from handlers.schemas import absolute_file_urls, strip_strings
+from handlers.schemas_catalog import BlogCommentOut
 
 PERMISSION = "content.manage"
 REF = r"([^/]+)"
@@ -40,11 +42,7 @@ SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 # --------------------------------------------------------------------------- schemas
 
-def _strip_strings(data, keep: tuple[str, ...] = ("content", "tags")):
-    if isinstance(data, dict):
-        return {k: (v.strip() if isinstance(v, str) and k not in keep else v)
-                for k, v in data.items()}
-    return data
+BLOG_TEXTS = ("content", "tags")  # kept as written
 
 
 class PostUpdateBody(ApiSchema):
@@ -64,7 +62,7 @@ class PostUpdateBody(ApiSchema):
 
     @pre_load
     def _strip(self, data, **kwargs):
-        return _strip_strings(data)
+        return strip_strings(data, BLOG_TEXTS)
 
     @validates("content")
     def _content_size(self, value, **kwargs):
@@ -117,7 +115,7 @@ class CommentBody(ApiSchema):
 
     @pre_load
     def _strip(self, data, **kwargs):
-        return _strip_strings(data, keep=())
+        return strip_strings(data)
 
 
 class PostOut(ApiSchema):
@@ -136,7 +134,7 @@ class PostOut(ApiSchema):
     comment_count = fields.Integer()
     shares = fields.Integer()
     status = fields.String()
-    published_at = fields.String()
+    published_at = fields.String(allow_none=True)
     author = fields.Dict()
     liked = fields.Boolean()
 
@@ -208,7 +206,7 @@ class PostHandler(BlogHandler):
 class FeaturedHandler(BlogHandler):
     @public
     @query(FeaturedQuery)
-    @responds(PostOut, many=True)
+    @responds(PostOut, items=True)
     async def get(self) -> None:
         """Featured published posts, newest first (`limit` 1–20, default 5): ``{"items"}``."""
         docs = await blog.list_featured(self.db, self.query["limit"])
@@ -217,7 +215,7 @@ class FeaturedHandler(BlogHandler):
 
 class CategoriesHandler(BlogHandler):
     @public
-    @responds(CategoryOut, many=True)
+    @responds(CategoryOut, items=True)
     async def get(self) -> None:
         """Every blog category with its number of published posts: ``{"items": [{name, count}]}``."""
         self.write_json({"items": await blog.category_counts(self.db)})
@@ -235,7 +233,8 @@ class LikeHandler(BlogHandler):
 
     @responds(LikeOut)
     async def delete(self, post_id: str) -> None:
-        """Take back a like: 200 ``{post_id, liked: false, likes}``; 404 NOT_LIKED."""
+        """Take back a like: 200 ``{post_id, liked: false, likes}``; 404 NOT_LIKED, 409
+        POST_NOT_PUBLISHED for a draft."""
         post = await self.published_post(post_id)
         likes = await blog.unlike(self.db, post, self.require_user())
         self.write_json({"post_id": str(post["_id"]), "liked": False, "likes": likes})
@@ -244,7 +243,7 @@ class LikeHandler(BlogHandler):
 class CommentsHandler(BlogHandler):
     @public
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(BlogCommentOut, paginated=True)
     async def get(self, post_id: str) -> None:
         """Top-level comments, newest first, each with `replies` (oldest first)."""
         post = await blog.get_visible(self.db, post_id, staff=self.can_manage())
@@ -253,10 +252,12 @@ class CommentsHandler(BlogHandler):
         self.write_page(items, meta)
 
     @body(CommentBody)
-    @responds(status=201)
+    @responds(BlogCommentOut, status=201)
     async def post(self, post_id: str) -> None:
-        """Comment on a published post (`parent_id` for a reply): 201 with the comment;
-        422 for an unknown parent."""
+        """Comment on a published post (`parent_id` for a reply): 201 with the comment.
+
+        422 for an unknown parent; 409 POST_NOT_PUBLISHED for a draft.
+        """
         post = await self.published_post(post_id)
         user = self.require_user()
         doc = await blog.add_comment(self.db, post, user, self.body["content"],
@@ -268,7 +269,10 @@ class ShareHandler(BlogHandler):
     @public
     @responds(ShareOut)
     async def post(self, post_id: str) -> None:
-        """Count a share of a published post: ``{post_id, shares, share_url}``."""
+        """Count a share of a published post: ``{post_id, shares, share_url}``.
+
+        404 for an unknown post; 409 POST_NOT_PUBLISHED for a draft.
+        """
         post = await self.published_post(post_id)
         shares = await blog.share(self.db, post)
         self.write_json({"post_id": str(post["_id"]), "shares": shares,
@@ -284,7 +288,8 @@ class AdminPostsHandler(BlogHandler):
     async def post(self) -> None:
         """Write a post (draft unless `status: published`, which sets `published_at`); the
         slug comes from the title unless given (409 SLUG_TAKEN when a given one is taken)."""
-        post = await blog.create_post(self.db, self.require_user(), self.body)
+        post = await blog.create_post(self.db, self.require_user(),
+                                      absolute_file_urls(self.body, self.settings_))
         self.write_json(await self.rendered(post), 201)
 
 
@@ -293,8 +298,11 @@ class AdminPostHandler(BlogHandler):
     @body(PostUpdateBody)
     @responds(PostOut)
     async def put(self, post_id: str) -> None:
-        """Change a post; content changes recompute read_time; publishing sets published_at."""
-        post = await blog.update_post(self.db, post_id, self.body)
+        """Change a post; content changes recompute read_time; publishing sets published_at.
+
+        404 for an unknown post; 409 SLUG_TAKEN or CONCURRENT_UPDATE.
+        """
+        post = await blog.update_post(self.db, post_id, absolute_file_urls(self.body, self.settings_))
         self.write_json(await self.rendered(post))
 
     @staff(PERMISSION)

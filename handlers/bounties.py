@@ -8,7 +8,6 @@ applicant sees their own), `POST /api/bounties/{id}/apply` (creators only),
 from __future__ import annotations
 
 from datetime import UTC
-from decimal import Decimal, InvalidOperation
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
@@ -22,50 +21,12 @@ from handlers.base import (
     query,
     responds,
 )
+from handlers.schemas import MoneyAmount, drop_blanks, strip_strings
 
 BOUNTY_ID = r"([^/]+)"
 
 
 # --------------------------------------------------------------------------- fields
-
-class MoneyAmount(fields.Field):
-    """A decimal amount with at most two places (``25``, ``25.5``, ``"25.50"``) in
-    `min_cents`..`max_cents`, loaded as integer cents. Booleans, NaN, out-of-range amounts
-    and a third decimal place are field errors."""
-
-    def __init__(self, *, min_cents: int = 1, max_cents: int, **kwargs):
-        super().__init__(**kwargs)
-        self.min_cents, self.max_cents = min_cents, max_cents
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValidationError("Must be a decimal amount")
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError("Must be a decimal amount") from None
-        if not amount.is_finite():
-            raise ValidationError("Must be a decimal amount")
-        # the range first: quantize() raises InvalidOperation past 28 digits
-        if not self.min_cents <= amount * 100 <= self.max_cents:
-            raise ValidationError(f"Must be between {Decimal(self.min_cents) / 100} and "
-                                  f"{Decimal(self.max_cents) / 100}")
-        if amount != amount.quantize(Decimal("0.01")):
-            raise ValidationError("At most two decimal places")
-        return int(amount * 100)
-
-
-def strip_strings(data):
-    """A body's string values without surrounding blanks (non-dicts unchanged)."""
-    if isinstance(data, dict):
-        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-    return data
-
-
-def drop_blanks(data):
-    """A query with empty parameters (``?status=``) treated as absent."""
-    return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
-
 
 Tags = fields.List(fields.String(validate=validate.Length(min=1, max=30)),
                    validate=validate.Length(max=10))
@@ -177,7 +138,9 @@ class BountiesHandler(ApiHandler):
     @query(BountyListQuery)
     @responds(BountyOut, paginated=True)
     async def get(self) -> None:
-        """Bounties, newest first by default, paginated (seed 001 §10): filters `status`
+        """Bounties, newest first by default, paginated and filtered.
+
+        Seed 001 §10: filters `status`
         (open, in_progress, completed), `category`, `min_budget`/`max_budget`, `search`;
         cancelled bounties are hidden except from `mine=true` (401 without a token)."""
         filters = dict(self.query)

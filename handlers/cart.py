@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from documents import cart
+from documents import cart, coupons, orders
 from handlers.base import ApiHandler, ApiSchema, body, query, responds
+from handlers.schemas_out import CartAddedOut, CartOut
 
 
 class CartQuery(ApiSchema):
@@ -32,17 +33,19 @@ class ApplyCouponSchema(ApiSchema):
 
 class CartHandler(ApiHandler):
     @query(CartQuery)
-    @responds()
+    @responds(CartOut)
     async def get(self) -> None:
-        """The caller's cart: ``{items, item_count, subtotal, discount, total, platform_fee,
+        """The caller's cart with its totals, optionally priced with a coupon.
+
+        ``{items, item_count, subtotal, discount, total, platform_fee,
         currency, coupon}``; `?coupon_code=` prices it with a coupon (404 INVALID_COUPON,
         400 COUPON_EXPIRED / COUPON_INACTIVE / COUPON_USED_UP)."""
         code = self.query.get("coupon_code")
-        coupon = await cart.get_valid_coupon(self.db, code) if code else None
-        self.write_json(await cart.get_cart(self.db, self.current_user, coupon))
+        coupon = await coupons.get_valid_coupon(self.db, code) if code else None
+        self.write_json(await orders.quote_cart(self.db, self.current_user, coupon))
 
     @body(AddToCartSchema)
-    @responds(status=201)
+    @responds(CartAddedOut, status=201)
     async def post(self) -> None:
         """Add a model (``{"model_id"}``): 201 with the cart and the new `item`. 400
         CANNOT_BUY_OWN_MODEL / MODEL_IS_FREE, 404 MODEL_NOT_FOUND / MODEL_NOT_AVAILABLE,
@@ -54,7 +57,7 @@ class CartHandler(ApiHandler):
 
 
 class CartItemHandler(ApiHandler):
-    @responds()
+    @responds(CartOut)
     async def delete(self, model_id: str) -> None:
         """Remove a model from the cart: 200 with the cart; 404 NOT_IN_CART."""
         await cart.remove_item(self.db, self.current_user, model_id)
@@ -63,15 +66,17 @@ class CartItemHandler(ApiHandler):
 
 class ApplyCouponHandler(ApiHandler):
     @body(ApplyCouponSchema)
-    @responds()
+    @responds(CartOut)
     async def post(self) -> None:
-        """Check a coupon (``{"code"}``) and answer the cart priced with it (seed 004 §5
+        """Price the cart with a coupon code, without taking one of its uses.
+
+        Checks a coupon (``{"code"}``) and answers the cart priced with it (seed 004 §5
         `Coupon`: percent off, max uses, expiry, active flag): 404 INVALID_COUPON, 400
         COUPON_INACTIVE / COUPON_EXPIRED / COUPON_USED_UP (uses held by orders waiting for
         their payment count as taken). A quote only: checkout takes the use."""
         code = self.body.get("code") or self.body["coupon_code"]
-        coupon = await cart.get_valid_coupon(self.db, code)
-        self.write_json(await cart.get_cart(self.db, self.current_user, coupon))
+        coupon = await coupons.get_valid_coupon(self.db, code)
+        self.write_json(await orders.quote_cart(self.db, self.current_user, coupon))
 
 
 routes = [

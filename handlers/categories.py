@@ -11,16 +11,12 @@ from marshmallow import fields, pre_load, validate
 
 from documents import categories
 from handlers.base import ApiHandler, ApiSchema, body, public, responds, staff
-
-
-def _strip_strings(data):
-    if isinstance(data, dict):
-        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-    return data
+from handlers.schemas import strip_strings, take_aliases
 
 
 class CategoryBody(ApiSchema):
-    """A category's editable fields; `name` 2–60 characters (required on creation)."""
+    """A category's editable fields; `name` 2–60 characters (required on creation); seed
+    004's `enabled` is taken for `is_active` (ours wins when both are sent)."""
 
     name = fields.String(validate=validate.Length(min=2, max=60))
     slug = fields.String(validate=[validate.Length(min=2, max=60),
@@ -32,7 +28,7 @@ class CategoryBody(ApiSchema):
 
     @pre_load
     def _strip(self, data, **kwargs):
-        return _strip_strings(data)
+        return take_aliases(strip_strings(data), {"enabled": "is_active"})
 
 
 class NewCategoryBody(CategoryBody):
@@ -44,11 +40,13 @@ class CategoryOut(ApiSchema):
     name = fields.String()
     slug = fields.String()
     model_count = fields.Integer()
+    is_active = fields.Boolean()
+    enabled = fields.Boolean(metadata={"description": "Seed 004's name of `is_active`"})
 
 
 class CategoriesHandler(ApiHandler):
     @public
-    @responds(CategoryOut, many=True)
+    @responds(CategoryOut, items=True)
     async def get(self) -> None:
         """Active categories in display order, each with `model_count` (its public models):
         ``{"items": [...]}``."""
@@ -58,7 +56,7 @@ class CategoriesHandler(ApiHandler):
 
 class AdminCategoriesHandler(ApiHandler):
     @staff("categories.manage")
-    @responds(CategoryOut, many=True)
+    @responds(CategoryOut, items=True)
     async def get(self) -> None:
         """Every category, active or not (seed 001 §13 Category Management)."""
         docs = await categories.list_all(self.db)
@@ -83,6 +81,7 @@ class AdminCategoryHandler(ApiHandler):
         self.write_json(categories.render_category(doc))
 
     @staff("categories.manage")
+    @responds(status=204)
     async def delete(self, category_id: str) -> None:
         """Delete a category no model uses; 409 CATEGORY_IN_USE otherwise. 204."""
         await categories.delete(self.db, category_id)

@@ -1,4 +1,4 @@
-"""Checkout routes (seed 001 §16, seed 004 "Checkout"; DESIGN §7).
+"""Checkout routes (seed 001 §16, seed 004 "Checkout"; docs/architecture.md §5).
 
 `POST /api/checkout` makes one order per attempt and drives its payment through the payment
 provider; `POST /api/checkout/process-payment` finishes a payment that needed a second step
@@ -11,10 +11,11 @@ import uuid
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from documents import orders
+from documents import charges, checkout, downloads, orders
 from documents.errors import Invalid
-from documents.payments import ProviderUnavailable
 from handlers.base import ApiHandler, ApiSchema, body, responds
+from handlers.schemas_out import CheckoutOut, PaymentMethodsOut
+from providers.payments import ProviderUnavailable
 
 TOKEN = validate.Length(min=1, max=255)
 
@@ -58,7 +59,12 @@ class PaymentHandler(ApiHandler):
     def write_order(self, order: dict, intent) -> None:
         """200 with the checkout response (202 while the provider is still processing)."""
         status = 202 if order["status"] == "pending" else 200
-        self.write_json(orders.render_checkout(order, intent, self.settings_.public_url),
+        buyer_id = order["buyer_id"]
+
+        def link(model_id) -> dict:
+            return downloads.make_link(self.settings_, buyer_id, model_id, "purchase")
+
+        self.write_json(checkout.render_checkout(order, intent, self.settings_.public_url, link),
                         status=status)
 
 
@@ -72,9 +78,11 @@ class CheckoutHandler(PaymentHandler):
         return key
 
     @body(CheckoutSchema)
-    @responds()
+    @responds(CheckoutOut)
     async def post(self) -> None:
-        """Buy `model_ids` (seed 001 §16): ``{transaction_id, order_id, status, total_amount,
+        """Buy the models of `model_ids` with one card payment.
+
+        Seed 001 §16: ``{transaction_id, order_id, status, total_amount,
         platform_fee, purchases: [{model_id, download_url}], ...}``; with 3-D Secure, status
         "requires_action" and ``{payment_intent_id, client_secret, next_action}``.
 
@@ -94,9 +102,9 @@ class CheckoutHandler(PaymentHandler):
                 self.db, user, model_ids=self.body["model_ids"],
                 coupon_code=self.body.get("coupon_code"),
                 payment_method=self.body["payment_method"], provider=self.provider.name,
-                payment_token=orders.payment_token(self.body.get("payment_details")),
+                payment_token=checkout.payment_token(self.body.get("payment_details")),
                 idempotency_key=key or f"auto:{uuid.uuid4().hex}", body_fingerprint=fingerprint)
-        order, intent = await orders.drive_payment(
+        order, intent = await checkout.drive_payment(
             self.db, self.services.hub, self.services.mailer, self.provider, order,
             self.body.get("payment_details"))
         self.write_order(order, intent)
@@ -104,22 +112,24 @@ class CheckoutHandler(PaymentHandler):
 
 class ProcessPaymentHandler(PaymentHandler):
     @body(ProcessPaymentSchema)
-    @responds()
+    @responds(CheckoutOut)
     async def post(self) -> None:
-        """Finish a payment after 3-D Secure (``{"order_id"}`` or ``{"payment_intent_id"}``):
+        """Finish a checkout payment after 3-D Secure.
+
+        ``{"order_id"}`` or ``{"payment_intent_id"}``:
         the intent is looked up (and confirmed again when it still waits) and the order is
         fulfilled when it succeeded for the order's amount and currency. Same response as
         checkout; 402 PAYMENT_FAILED; 404 for an unknown or another buyer's order."""
         order = await orders.get_buyer_order(
             self.db, self.current_user, order_id=self.body.get("order_id"),
             payment_intent_id=None if self.body.get("order_id") else self.body["payment_intent_id"])
-        order, intent = await orders.complete_action(
+        order, intent = await checkout.complete_action(
             self.db, self.services.hub, self.services.mailer, self.provider, order)
         self.write_order(order, intent)
 
 
 class PaymentMethodsHandler(PaymentHandler):
-    @responds()
+    @responds(PaymentMethodsOut)
     async def get(self) -> None:
         """What checkout accepts: ``{payment_methods: [{id, type, name, enabled}], currency,
         provider, test_mode}``."""
@@ -128,7 +138,7 @@ class PaymentMethodsHandler(PaymentHandler):
             "payment_methods": [{"id": "card", "type": "card", "name": "Credit or debit card",
                                  "enabled": True,
                                  "accepts": ["card_token", "payment_method_id"]}],
-            "currency": orders.CURRENCY, "provider": provider.name,
+            "currency": charges.CURRENCY, "provider": provider.name,
             "test_mode": provider.name == "test" or str(
                 self.settings_.stripe_secret_key or "").startswith("sk_test_")})
 

@@ -26,6 +26,8 @@ from handlers.base import (
     query,
     responds,
 )
+from handlers.models import ModelOut
+from handlers.schemas import strip_strings
 
 COLLECTION_ID = r"([^/]+)"
 
@@ -35,9 +37,7 @@ COLLECTION_ID = r"([^/]+)"
 class _Stripped(ApiSchema):
     @pre_load
     def _strip(self, data, **kwargs):
-        if isinstance(data, dict):
-            data = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
-        return data
+        return strip_strings(data)
 
 
 class NewCollectionBody(_Stripped):
@@ -144,6 +144,7 @@ class CollectionHandler(ApiHandler):
         doc = await collections_db.get_owned(self.db, collection_id, self.require_user())
         await self._reply(await collections_db.update(self.db, doc, self.body))
 
+    @responds(status=204)
     async def delete(self, collection_id: str) -> None:
         """Delete the collection and its follows (owner only). 204."""
         doc = await collections_db.get_owned(self.db, collection_id, self.require_user())
@@ -214,7 +215,7 @@ class FollowHandler(ApiHandler):
 class CollectionModelsHandler(ApiHandler):
     @public
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(ModelOut, paginated=True)
     async def get(self, collection_id: str) -> None:
         """The collection's models in its order, paginated, as model cards (private
         collection: 404 for non-owners)."""

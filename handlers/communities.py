@@ -1,4 +1,4 @@
-"""Community routes (seed 000 §5, seed 001 §8 "Community Hub"/"Community View", issue 4 item 1).
+"""Community routes (seed 000 §5, seed 001 §8 "Community Hub"/"Community View").
 
     GET/POST   /api/communities                          list (search, category, status,
                                                          member_of=me) / create (pending)
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from documents import communities
+from documents import communities, community_removal
 from documents.errors import Forbidden, Unauthorized
 from handlers.base import (
     ApiHandler,
@@ -32,18 +32,13 @@ from handlers.base import (
     query,
     responds,
 )
+from handlers.schemas import strip_strings
 
 COMMUNITY_ID = r"(?P<community_id>[^/]+)"
 USER_ID = r"(?P<user_id>[^/]+)"
 
 
 # --------------------------------------------------------------------------- schemas
-
-def _stripped(data):
-    if isinstance(data, dict):
-        return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
-    return data
-
 
 class CommunityFields(ApiSchema):
     """Fields a community's managers may change (seed 000 §5 `Community`)."""
@@ -60,7 +55,7 @@ class CommunityFields(ApiSchema):
 
     @pre_load
     def _strip(self, data, **kwargs):
-        return _stripped(data)
+        return strip_strings(data)
 
 
 class NewCommunityBody(CommunityFields):
@@ -102,7 +97,7 @@ class CommunityRoleBody(ApiSchema):
 
 
 class CommunityChatQuery(PageQuery):
-    community_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    community_id = fields.String(validate=validate.Length(min=1, max=64))
 
 
 class CommunityChatBody(ApiSchema):
@@ -178,7 +173,9 @@ class CommunitiesHandler(CommunityBase):
     @query(CommunityListQuery)
     @responds(CommunityOut, paginated=True)
     async def get(self) -> None:
-        """Communities (seed 000 §5): active ones for everyone, each with the caller's
+        """Communities with the caller's membership, paginated.
+
+        Seed 000 §5: active ones for everyone, each with the caller's
         `is_member`/`membership`; `member_of=me` (401 without a token) lists the caller's
         own, any status; `status` other than active is for staff (403)."""
         q = self.query
@@ -204,10 +201,14 @@ class CommunityMessagesHandler(CommunityBase):
     @responds(CommunityChatMessageOut, paginated=True)
     async def get(self) -> None:
         """Chat messages of `community_id`, newest first (seed 001 §8). Anyone signed in
-        reads a public community's chat; a private one's is for members (403)."""
-        community, _access = await self._access(self.query["community_id"])
+        reads a public community's chat; a private one's is for members (403). Without
+        `community_id`: the messages of every community the caller is an active member of."""
+        community = None
+        if "community_id" in self.query:
+            community, _access = await self._access(self.query["community_id"])
         items, meta = await communities.chat_page(self.db, community, page=self.query["page"],
-                                                  limit=self.query["limit"])
+                                                  limit=self.query["limit"],
+                                                  member=self.current_user)
         self.write_page(items, meta)
 
     @body(CommunityChatBody)
@@ -254,7 +255,7 @@ class CommunityHandler(CommunityBase):
         otherwise). 204."""
         community, _member = await self.community_and_member(community_id)
         communities.require_owner_or_staff(community, self.current_user)
-        await communities.delete(self.db, community)
+        await community_removal.remove_community(self.db, community)
         self.no_content()
 
 
@@ -279,7 +280,10 @@ class JoinHandler(CommunityBase):
 class LeaveHandler(CommunityBase):
     @responds(CommunityOut)
     async def delete(self, community_id: str) -> None:
-        """Leave (seed 000 §5 DELETE .../leave); same as DELETE .../join."""
+        """Leave (seed 000 §5 DELETE .../leave); same as DELETE .../join.
+
+        409 LAST_ADMIN for the community's last admin, or CONCURRENT_UPDATE.
+        """
         await leave(self, community_id)
 
 
@@ -296,7 +300,8 @@ class MembersHandler(CommunityBase):
     @responds(CommunityMemberOut, paginated=True)
     async def get(self, community_id: str) -> None:
         """Members with their roles, oldest first. Private community: members and staff only
-        (403). `status=pending` lists join requests, for its admins/moderators and staff."""
+        (401 without a token, 403 otherwise). `status=pending` lists join requests, for its
+        admins/moderators and staff."""
         community, member = await self.community_and_member(community_id)
         if self.query["status"] == "pending":
             if self.current_user is None:

@@ -8,7 +8,7 @@
 - `GET /api/docs/sections`, `GET /api/docs/{section}` — documentation, public (404 unknown).
 - `POST /api/newsletter/subscribe` — public; 201 for a new address, 200 when already there.
 - `POST /api/ai/generate-tags` — suggested tags from a RULE-BASED keyword tagger (not an ML
-  model, see `documents.content.suggest_tags`), optionally using an uploaded file's analysis.
+  model, see `documents.tagger.suggest_tags`), optionally using an uploaded file's analysis.
 - `POST /api/models/safety-scan` — real checks of an uploaded model or image (owner only).
 
 `GET /api/creators/top` belongs to `handlers.analytics`; the homepage reuses its function.
@@ -23,11 +23,21 @@ from pathlib import Path
 
 from marshmallow import fields, pre_load, validate
 
-from documents import analytics, catalog, categories, content
+from documents import analytics, catalog, categories, content, help_topics, homepage, model_listing, tagger
 from documents import files as files_db
 from documents.common import render
 from documents.errors import Forbidden, Invalid
 from handlers.base import ApiHandler, ApiSchema, body, public, query, responds
+from handlers.schemas import drop_blanks, strip_strings, testimonial_out
+from handlers.schemas_content import (
+    DocsSectionOut,
+    FaqListOut,
+    HelpCategoryOut,
+    HomepageOut,
+    NewsletterOut,
+    PlatformStatsOut,
+    TestimonialOut,
+)
 from storage import store
 from storage.validate import IMAGE_FORMATS, MODEL_FORMATS, sniff
 
@@ -35,11 +45,6 @@ HOMEPAGE_MODELS = 8
 HOMEPAGE_CREATORS = 6
 HOMEPAGE_TESTIMONIALS = 6
 
-
-def _strip(data):
-    if isinstance(data, dict):
-        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-    return data
 
 
 # --------------------------------------------------------------------------- schemas
@@ -50,12 +55,12 @@ class TestimonialsQuery(ApiSchema):
 
 
 class FaqQuery(ApiSchema):
-    category = fields.String(validate=validate.OneOf([c["slug"] for c in content.HELP_CATEGORIES]))
+    category = fields.String(validate=validate.OneOf([c["slug"] for c in help_topics.HELP_CATEGORIES]))
     search = fields.String(validate=validate.Length(max=100))
 
     @pre_load
     def _blank(self, data, **kwargs):
-        return {k: v for k, v in _strip(data).items() if v != ""} if isinstance(data, dict) else data
+        return drop_blanks(strip_strings(data))
 
 
 class NewsletterBody(ApiSchema):
@@ -63,7 +68,7 @@ class NewsletterBody(ApiSchema):
 
     @pre_load
     def _clean(self, data, **kwargs):
-        return _strip(data)
+        return strip_strings(data)
 
 
 class TagsBody(ApiSchema):
@@ -76,7 +81,7 @@ class TagsBody(ApiSchema):
 
     @pre_load
     def _clean(self, data, **kwargs):
-        return _strip(data)
+        return strip_strings(data)
 
 
 class FileIdBody(ApiSchema):
@@ -106,16 +111,20 @@ class ScanOut(ApiSchema):
 class TestimonialsHandler(ApiHandler):
     @public
     @query(TestimonialsQuery)
+    @responds(TestimonialOut, items=True)
     async def get(self) -> None:
         """Approved testimonials, featured first, then by `order` (seed 001 §2):
-        ``{"items": [{id, author_name, author_title, avatar_url, content, rating, ...}]}``."""
-        docs = await content.list_public_testimonials(self.db, self.query["limit"],
-                                                      self.query.get("featured"))
-        self.write_json({"items": [render(d) for d in docs]})
+        ``{"items": [{id, author_name, author_title, avatar_url, content, rating, ...}]}``, each
+        also with seed 004's `author`, `company`, `text`, `featured`, `verified`
+        (docs/api-contract.md §3)."""
+        docs = await homepage.list_public_testimonials(self.db, self.query["limit"],
+                                                       self.query.get("featured"))
+        self.write_json({"items": [testimonial_out(render(d)) for d in docs]})
 
 
 class PlatformStatsHandler(ApiHandler):
     @public
+    @responds(PlatformStatsOut)
     async def get(self) -> None:
         """Platform counts (seed 001 §2): ``{total_users, total_creators, total_models,
         total_downloads, total_communities, total_categories}``, read from the store."""
@@ -124,58 +133,64 @@ class PlatformStatsHandler(ApiHandler):
 
 class HomepageStatsHandler(ApiHandler):
     @public
+    @responds(HomepageOut)
     async def get(self) -> None:
         """Everything the landing page shows (seed 004 `GET /api/stats/homepage`): ``{stats,
         featured_models, trending_models, top_creators, testimonials, slides}``."""
         db, viewer = self.db, self.current_user
-        featured = await catalog.list_featured(db, HOMEPAGE_MODELS)
+        featured = await model_listing.list_featured(db, HOMEPAGE_MODELS)
         trending = await content.trending_models(db, HOMEPAGE_MODELS)
-        testimonials = await content.list_public_testimonials(db, HOMEPAGE_TESTIMONIALS)
+        testimonials = await homepage.list_public_testimonials(db, HOMEPAGE_TESTIMONIALS)
         self.write_json({
             "stats": await content.platform_stats(db),
             "featured_models": await catalog.render_models(db, featured, viewer),
             "trending_models": await catalog.render_models(db, trending, viewer),
             "top_creators": await analytics.top_creators(db, HOMEPAGE_CREATORS),
-            "testimonials": [render(d) for d in testimonials],
-            "slides": [render(s) for s in await content.active_slides(db)],
+            "testimonials": [testimonial_out(render(d)) for d in testimonials],
+            "slides": [render(s) for s in await homepage.active_slides(db)],
         })
 
 
 class HelpCategoriesHandler(ApiHandler):
     @public
+    @responds(HelpCategoryOut, items=True)
     async def get(self) -> None:
         """Help categories (seed 004 Help): ``{"items": [{slug, name, icon, description,
         order, faq_count}]}``."""
-        self.write_json({"items": content.help_categories()})
+        self.write_json({"items": help_topics.help_categories()})
 
 
 class HelpFaqsHandler(ApiHandler):
     @public
     @query(FaqQuery)
+    @responds(FaqListOut)
     async def get(self) -> None:
         """FAQs of `category` (a help category slug; 422 for another) matching `search` in
         question or answer: ``{"items": [{id, category, question, answer, order}], "total"}``."""
-        items = content.help_faqs(self.query.get("category"), self.query.get("search"))
+        items = help_topics.help_faqs(self.query.get("category"), self.query.get("search"))
         self.write_json({"items": items, "total": len(items)})
 
 
 class DocsSectionsHandler(ApiHandler):
     @public
+    @responds(DocsSectionOut, items=True)
     async def get(self) -> None:
         """Docs sections (seed 004 Docs): ``{"items": [{slug, title, summary, order}]}``."""
-        self.write_json({"items": content.docs_sections()})
+        self.write_json({"items": help_topics.docs_sections()})
 
 
 class DocsSectionHandler(ApiHandler):
     @public
+    @responds(DocsSectionOut)
     async def get(self, section: str) -> None:
         """One docs section with its markdown `content`; 404 for an unknown section."""
-        self.write_json(content.docs_section(section))
+        self.write_json(help_topics.docs_section(section))
 
 
 class NewsletterHandler(ApiHandler):
     @public
     @body(NewsletterBody)
+    @responds(NewsletterOut, status=201)
     async def post(self) -> None:
         """Subscribe an email to the newsletter (seed 001 §2). 201 ``{id, email, status,
         created_at}`` for a new address; 200 with the same shape when it was already there
@@ -193,7 +208,7 @@ class GenerateTagsHandler(ApiHandler):
         """Suggested tags for a model being uploaded (seed 001 §6 "Get AI tags").
 
         A transparent, deterministic RULE-BASED keyword tagger, not a machine-learning model:
-        see `documents.content.suggest_tags`. With `file_id` (a model file the caller owns,
+        see `documents.tagger.suggest_tags`. With `file_id` (a model file the caller owns,
         or any as staff) the stored analysis adds animated / rigged / low-poly / high-poly /
         pbr and the format. 422 for an unknown category or a non-model file; 404 for an
         unknown file; 403 for another user's file.
@@ -201,8 +216,8 @@ class GenerateTagsHandler(ApiHandler):
         data = self.body
         category = await self._category(data.get("category"))
         analysis = await self._analysis(data.get("file_id"))
-        self.write_json(content.suggest_tags(data["title"], data.get("description"), category,
-                                             analysis))
+        self.write_json(tagger.suggest_tags(data["title"], data.get("description"), category,
+                                            analysis))
 
     async def _category(self, ref: str | None) -> str | None:
         if not ref:

@@ -19,7 +19,7 @@ from handlers.base import (
     query,
     responds,
 )
-from handlers.bounties import drop_blanks
+from handlers.schemas import drop_blanks
 
 
 class CourseListQuery(PageQuery):

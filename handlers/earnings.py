@@ -1,4 +1,4 @@
-"""Creator earnings, payouts and the creator dashboard (issue 5 item 6; seed 001 §7 "Main
+"""Creator earnings, payouts and the creator dashboard (seed 001 §7 "Main
 Dashboard" and "Financials"; seed 004 "Dashboard", "Dashboard Inventory", "Dashboard
 Financials", "Dashboard Social").
 
@@ -21,47 +21,28 @@ user's earnings here. Routes:
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 
-from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from documents import analytics, catalog, earnings, follows, payouts
+from documents import analytics, catalog, earnings, follows, model_listing, payouts
 from documents.common import render
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds
-
-MAX_AMOUNT = Decimal(payouts.MAX_PAYOUT_CENTS) / 100
-
-
-class MoneyAmount(fields.Field):
-    """A positive decimal amount with at most two places (``25``, ``25.5``, ``"25.50"``),
-    loaded as integer cents. Booleans, NaN, zero, negatives and a third decimal place are
-    field errors."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValidationError("Must be a decimal amount")
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError("Must be a decimal amount") from None
-        if not amount.is_finite():
-            raise ValidationError("Must be a decimal amount")
-        if amount <= 0:
-            raise ValidationError("Must be greater than 0")
-        if amount > MAX_AMOUNT:
-            raise ValidationError(f"Must be at most {MAX_AMOUNT}")
-        if amount != amount.quantize(Decimal("0.01")):
-            raise ValidationError("At most two decimal places")
-        return int(amount * 100)
-
-
-class BlankDropping(ApiSchema):
-    """Query schemas whose clients send empty parameters (`?status=&page=1`): blanks are
-    treated as absent."""
-
-    @pre_load
-    def _drop_blank(self, data, **kwargs):
-        return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
+from handlers.models import ModelOut
+from handlers.schemas import BlankDropping, MoneyAmount
+from handlers.schemas_money import (
+    ActivityListOut,
+    CreatorAnalyticsOut,
+    CreatorDashboardOut,
+    DashboardStatsOut,
+    PayoutMethodListOut,
+    PayoutMethodOut,
+    PayoutPageOut,
+    PayoutRequestedOut,
+    RevenueOut,
+    SalesChartOut,
+    TransactionPageOut,
+)
+from handlers.schemas_out import FollowerCardOut
 
 
 class DaysQuery(BlankDropping):
@@ -93,7 +74,7 @@ class ActivityQuery(BlankDropping):
 class PayoutRequestBody(ApiSchema):
     """``{amount, method_id?, note?}``: amount a decimal ≥ the minimum payout (10.00)."""
 
-    amount = MoneyAmount(required=True)
+    amount = MoneyAmount(required=True, max_cents=payouts.MAX_PAYOUT_CENTS)
     method_id = fields.String(validate=validate.Length(min=1, max=64))
     note = fields.String(validate=validate.Length(max=500))
 
@@ -136,14 +117,6 @@ class PayoutMethodBody(ApiSchema):
             raise ValidationError(errors)
 
 
-class BalanceOut(ApiSchema):
-    pending = fields.Float()
-    available = fields.Float()
-    paid_out = fields.Float()
-    in_payout = fields.Float()
-    lifetime_earnings = fields.Float()
-
-
 class OwnHandler(ApiHandler):
     """Base of the routes on the signed-in user's own data."""
 
@@ -154,7 +127,7 @@ class OwnHandler(ApiHandler):
 
 class TransactionsHandler(OwnHandler):
     @query(TransactionsQuery)
-    @responds(paginated=True)
+    @responds(TransactionPageOut)
     async def get(self) -> None:
         """Own transactions, newest first (seed 001 §7 Financials): `role` sales | purchases |
         all, `status` completed | refunded. Each is seed 000 `Transaction` plus `direction`
@@ -168,7 +141,7 @@ class TransactionsHandler(OwnHandler):
 
 class SalesHandler(OwnHandler):
     @query(SalesQuery)
-    @responds(paginated=True)
+    @responds(TransactionPageOut)
     async def get(self) -> None:
         """Own sales (transactions as seller), newest first, with lifetime `totals`
         ``{sales_count, refunds_count, gross, fees, net, refunded}`` (seed 001 §7)."""
@@ -182,6 +155,7 @@ class SalesHandler(OwnHandler):
 
 class RevenueHandler(OwnHandler):
     @query(DaysQuery)
+    @responds(RevenueOut)
     async def get(self) -> None:
         """Revenue summary (seed 001 §7, seed 004 Financials): ``{balance, totals,
         this_month, last_month, chart}`` over `days` (default 30)."""
@@ -190,6 +164,7 @@ class RevenueHandler(OwnHandler):
 
 class AnalyticsHandler(OwnHandler):
     @query(DaysQuery)
+    @responds(CreatorAnalyticsOut)
     async def get(self) -> None:
         """Creator analytics from the stored records (seed 001 §7): totals, models by status,
         daily sales/revenue/earnings/likes/followers over `days`, top models."""
@@ -198,6 +173,7 @@ class AnalyticsHandler(OwnHandler):
 
 
 class DashboardHandler(OwnHandler):
+    @responds(CreatorDashboardOut)
     async def get(self) -> None:
         """The main dashboard (seed 001 §7 `GET /api/users/me/dashboard`): ``{stats,
         recent_sales, recent_activity, sales_chart}``."""
@@ -211,6 +187,7 @@ class DashboardHandler(OwnHandler):
 
 
 class StatsHandler(OwnHandler):
+    @responds(DashboardStatsOut)
     async def get(self) -> None:
         """Dashboard cards (seed 004 `GET /api/dashboard/stats`): models, views, likes,
         downloads, sales, revenue, earnings, followers, rating and the balance."""
@@ -219,6 +196,7 @@ class StatsHandler(OwnHandler):
 
 class SalesChartHandler(OwnHandler):
     @query(DaysQuery)
+    @responds(SalesChartOut)
     async def get(self) -> None:
         """Daily sales, revenue and earnings over `days` (default 30), every day present
         (seed 004 `GET /api/dashboard/sales-chart`)."""
@@ -229,6 +207,7 @@ class ActivityHandler(OwnHandler):
     default_limit = 20
 
     @query(ActivityQuery)
+    @responds(ActivityListOut)
     async def get(self) -> None:
         """Newest events on the user's account (sales, followers, likes, comments, payouts):
         ``{items: [{type, message, created_at, data}]}`` (seed 004 "Dashboard")."""
@@ -242,19 +221,19 @@ class RecentActivityHandler(ActivityHandler):
 
 class DashboardModelsHandler(OwnHandler):
     @query(ModelsQuery)
-    @responds(paginated=True)
+    @responds(ModelOut, paginated=True)
     async def get(self) -> None:
         """Own models of every status, newest first, optionally one `status` (seed 004
         "Dashboard Inventory"); private fields included."""
         q = self.query
-        docs, meta = await catalog.list_by_creator(self.db, self.me, page=q["page"],
-                                                   limit=q["limit"], status=q.get("status"))
+        docs, meta = await model_listing.list_by_creator(self.db, self.me, page=q["page"],
+                                                         limit=q["limit"], status=q.get("status"))
         self.write_page(await catalog.render_models(self.db, docs, self.require_user()), meta)
 
 
 class FollowersHandler(OwnHandler):
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(FollowerCardOut, paginated=True)
     async def get(self) -> None:
         """Own followers, newest first (seed 004 "Dashboard Social")."""
         items, meta = await follows.page_of(self.db, self.me, "followers",
@@ -264,19 +243,19 @@ class FollowersHandler(OwnHandler):
 
 class PayoutsHandler(OwnHandler):
     @query(PayoutsQuery)
-    @responds(paginated=True)
+    @responds(PayoutPageOut)
     async def get(self) -> None:
         """Own payout requests, newest first, with the current `balance` (seed 004
         "Dashboard Financials")."""
         q = self.query
         items, meta = await payouts.list_own(self.db, self.me, page=q["page"], limit=q["limit"],
                                              status=q.get("status"))
-        self.write_page(items, meta, balance=await earnings.balance(self.db, self.me))
+        self.write_page(items, meta, balance=await earnings.balance(self.db, self.me, self.settings_))
 
 
 class PayoutRequestHandler(OwnHandler):
     @body(PayoutRequestBody)
-    @responds(status=201)
+    @responds(PayoutRequestedOut, status=201)
     async def post(self) -> None:
         """Request a payout of `amount` (≥ 10.00, ≤ available balance) to `method_id` or the
         default payout method (seed 001 §7). 201 ``{payout, balance}``; 422 bad amount or no
@@ -284,17 +263,18 @@ class PayoutRequestHandler(OwnHandler):
         b = self.body
         payout = await payouts.request_payout(self.db, self.me, b["amount"],
                                               method_id=b.get("method_id"), note=b.get("note"))
-        self.write_json({"payout": payout, "balance": await earnings.balance(self.db, self.me)},
-                        201)
+        balance = await earnings.balance(self.db, self.me, self.settings_)
+        self.write_json({"payout": payout, "balance": balance}, 201)
 
 
 class PayoutMethodsHandler(OwnHandler):
+    @responds(PayoutMethodListOut)
     async def get(self) -> None:
         """Own payout methods with masked details (seed 001 §7): ``{items: [...]}``."""
         self.write_json({"items": await payouts.list_methods(self.db, self.me)})
 
     @body(PayoutMethodBody)
-    @responds(status=201)
+    @responds(PayoutMethodOut, status=201)
     async def post(self) -> None:
         """Add a payout method; only masked details are kept (last4 of the account number,
         masked PayPal email). 201 with the method; 409 past 5 methods."""

@@ -12,7 +12,7 @@ import json
 
 from marshmallow import fields, pre_load, validate
 
-from documents import catalog, engagement, notifications, users
+from documents import catalog, email_notices, engagement, users
 from documents import files as files_db
 from documents.errors import Forbidden, Invalid
 from handlers.base import (
@@ -26,6 +26,7 @@ from handlers.base import (
     responds,
 )
 from handlers.models import MODEL_ID
+from handlers.schemas_catalog import ModelSpecsOut
 from handlers.uploads import StreamedUpload
 from storage import store
 from storage.receive import FileSpec, ReceivedForm
@@ -99,13 +100,7 @@ class LikeHandler(ApiHandler):
         `model_liked` notification unless they like their own model."""
         user = self.require_user()
         model = await catalog.get_visible(self.db, model_id, user)
-        likes = await engagement.like(self.db, model, user)
-        if model["creator_id"] != user["_id"]:
-            await notifications.notify(
-                self.db, self.services.hub, model["creator_id"], "model_liked", "New like",
-                f"{user['username']} liked your model \"{model['title']}\"",
-                data={"model_id": str(model["_id"]), "user": users.render_brief(user)},
-                action_url=f"/model/{model['_id']}")
+        likes = await engagement.like(self.db, self.services.hub, model, user)
         self.write_json({"model_id": str(model["_id"]), "liked": True, "likes": likes}, 201)
 
     @responds(LikeOut)
@@ -137,18 +132,14 @@ class CommentsHandler(ApiHandler):
     async def post(self, model_id: str) -> None:
         """Comment on a visible model (seed 000 §3 body ``{content, parent_id}``): 201 with
         the comment; 422 for empty/oversized content or a `parent_id` that is no comment of
-        this model. The creator gets `comment_received` (not for their own comments)."""
+        this model. The creator gets `comment_received` and, unless they turned emails off,
+        an email (not for their own comments)."""
         user = self.require_user()
         model = await catalog.get_visible(self.db, model_id, user)
-        doc = await engagement.add_comment(self.db, model, user, self.body["content"],
-                                           self.body.get("parent_id"))
-        if model["creator_id"] != user["_id"]:
-            await notifications.notify(
-                self.db, self.services.hub, model["creator_id"], "comment_received",
-                "New comment", f"{user['username']} commented on \"{model['title']}\"",
-                data={"model_id": str(model["_id"]), "comment_id": str(doc["_id"]),
-                      "user": users.render_brief(user)},
-                action_url=f"/model/{model['_id']}")
+        doc = await engagement.add_comment(self.db, self.services.hub, model, user,
+                                           self.body["content"], self.body.get("parent_id"))
+        await email_notices.new_comment(self.db, self.services.mailer, model, user,
+                                        self.body["content"])
         out = engagement.render_comment(doc, {user["_id"]: user})
         out["replies"] = []
         self.write_json(out, 201)
@@ -183,6 +174,7 @@ class ShareHandler(ApiHandler):
 
 class DownloadSpecsHandler(ApiHandler):
     @public
+    @responds(ModelSpecsOut)
     async def post(self, model_id: str) -> None:
         """The model's technical specs as a JSON attachment ``<slug>-specs.json`` (seed 001
         §4 "Download specs"): formats, size, poly/vertex counts, features, bounds, category,

@@ -12,6 +12,7 @@ from documents import messages
 from documents.common import object_id
 from documents.errors import Invalid
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds
+from handlers.schemas_out import ConversationPageOut, DirectMessageOut, MessagesReadOut, MessageThreadOut
 from handlers.support import MessageSchema
 
 
@@ -33,7 +34,7 @@ class HistoryQuery(ApiSchema):
 
 class ConversationsHandler(ApiHandler):
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(ConversationPageOut)
     async def get(self) -> None:
         """The caller's conversations, newest activity first, each with the other
         participant's brief card, the last message and the caller's `unread_count`; the body
@@ -43,10 +44,10 @@ class ConversationsHandler(ApiHandler):
         self.write_page(items, meta, unread_total=unread)
 
     @body(NewMessageSchema)
-    @responds(status=201)
+    @responds(DirectMessageOut, status=201)
     async def post(self) -> None:
         """Send a message to `recipient_id` or `recipient_username` (the conversation is
-        created on first use): 201 with the message (incl. `conversation_id`). 400
+        created on first use): 201 with the message (including `conversation_id`). 400
         CANNOT_MESSAGE_SELF; 404 USER_NOT_FOUND; 422 on empty/oversized content."""
         b = self.body
         recipient = await messages.find_recipient(
@@ -65,7 +66,7 @@ class ConversationListHandler(ApiHandler):
 
 class ConversationHandler(ApiHandler):
     @query(HistoryQuery)
-    @responds()
+    @responds(MessageThreadOut)
     async def get(self, conversation_id: str) -> None:
         """Messages of a conversation, newest first: ``{items, next_cursor, has_more}``;
         pass `before=<next_cursor>` for older ones. 404 for non-participants."""
@@ -82,7 +83,7 @@ class ConversationHandler(ApiHandler):
 
 class ConversationSendHandler(ApiHandler):
     @body(MessageSchema)
-    @responds(status=201)
+    @responds(DirectMessageOut, status=201)
     async def post(self, conversation_id: str) -> None:
         """Send into an existing conversation (participants only, else 404): 201 with it."""
         message = await messages.send_in(self.db, self.services.hub, self.current_user,
@@ -92,7 +93,7 @@ class ConversationSendHandler(ApiHandler):
 
 
 class MessageReadHandler(ApiHandler):
-    @responds()
+    @responds(MessagesReadOut)
     async def put(self, message_id: str) -> None:
         """Mark a message and the earlier ones to the caller read (recipient only; 404 for
         strangers, 403 for its sender): ``{conversation_id, marked, unread_count}``."""

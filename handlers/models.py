@@ -6,7 +6,7 @@
 `GET /api/users/{ref}/stats`.
 
 Routing note: Tornado takes the first pattern that matches a path, whatever the method, so
-exactly one handler class may own `/api/models`. That is `handlers.uploads.ModelsHandler`
+exactly one handler class may own `/api/models`. That is `handlers.model_uploads.ModelsHandler`
 (POST, the streamed multipart upload), which inherits `get` from `ModelListHandler` here;
 this module therefore does not register `/api/models` itself, and the order of the two
 modules in HANDLER_MODULES does not matter. The id pattern skips `upload`, `analyze`,
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from documents import catalog, users
+from documents import catalog, model_listing, model_removal, model_search, model_writes, revisions, users
+from documents import files as files_db
+from documents import previews as previews_db
 from documents.common import to_cents
 from documents.errors import Forbidden, NotFound
 from handlers.base import (
@@ -28,6 +30,8 @@ from handlers.base import (
     query,
     responds,
 )
+from handlers.previews import begin as begin_preview
+from handlers.schemas_catalog import CreatorProfileOut, PublicModelOut, UserStatsOut
 
 MODEL_ID = r"(?!upload$|analyze$|safety-scan$|featured$)([^/]+)"
 USER_REF = r"(?!me$)([^/]+)"
@@ -48,8 +52,10 @@ def _range_text(data: dict, name: str, cast) -> tuple:
 
 
 class ModelListQuery(PageQuery):
-    """Filters and sort of `GET /api/models` (seed 000 §3, seed 001 §17). Unknown → 422.
+    """Filters and sort of `GET /api/models` (seed 000 §3, seed 001 §17); unknown ignored.
 
+    `search` is relevance search (`documents.model_search`); `sort` defaults to "relevance"
+    with `search`, else "newest". `facets=true` adds the filter sidebar's counts.
     `price_range` ("10-50") and `poly_count_range` ("1000-50000") are the range forms of
     seed 001 §17; `min_*`/`max_*` win over them. Tags match any of the given tags.
     """
@@ -68,7 +74,9 @@ class ModelListQuery(PageQuery):
     poly_count_range = fields.String(validate=validate.Length(max=40))
     search = fields.String(validate=validate.Length(max=100))
     creator = fields.String(validate=validate.Length(min=1, max=60))
-    sort = fields.String(load_default="newest", validate=validate.OneOf(tuple(catalog.SORTS)))
+    sort = fields.String(load_default=None,
+                         validate=validate.OneOf((*model_listing.SORTS, "relevance")))
+    facets = fields.Boolean(load_default=False)
 
     @post_load
     def _ranges(self, data, **kwargs):
@@ -97,11 +105,24 @@ class LimitQuery(ApiSchema):
 
 class MyModelsQuery(PageQuery):
     status = fields.String(validate=validate.OneOf(catalog.STATUSES))
-    sort = fields.String(load_default="newest", validate=validate.OneOf(tuple(catalog.SORTS)))
+    sort = fields.String(load_default="newest", validate=validate.OneOf(tuple(model_listing.SORTS)))
 
 
 class UserModelsQuery(PageQuery):
-    sort = fields.String(load_default="newest", validate=validate.OneOf(tuple(catalog.SORTS)))
+    sort = fields.String(load_default="newest", validate=validate.OneOf(tuple(model_listing.SORTS)))
+
+
+class ModelEditSchema(catalog.ModelFieldsSchema):
+    """`PUT /api/models/{id}`: the editable fields plus uploads to attach (ids or the URLs
+    the upload routes returned; checked by `documents.files.resolve_references`)."""
+
+    file_id = fields.String(allow_none=True)
+    file_url = fields.String(allow_none=True)
+    model_file_id = fields.String(allow_none=True)
+    thumbnail_id = fields.String(allow_none=True)
+    thumbnail_url = fields.String(allow_none=True)
+    preview_image_ids = fields.List(fields.String(), allow_none=True)
+    preview_images = fields.List(fields.String(), allow_none=True)
 
 
 class ModelOut(ApiSchema):
@@ -121,20 +142,24 @@ class ModelListHandler(ApiHandler):
     @query(ModelListQuery)
     @responds(ModelOut, paginated=True)
     async def get(self) -> None:
-        """Approved, published models with filters and sort (seed 000 §3, seed 001 §17)."""
-        page, limit, sort = (self.query.pop(k) for k in ("page", "limit", "sort"))
-        docs, meta = await catalog.list_public(self.db, self.query, page=page, limit=limit,
-                                               sort=sort, anonymous=self.current_user is None)
-        self.write_page(await catalog.render_models(self.db, docs, self.current_user), meta)
+        """Approved, published models with filters, relevance search and sort (seed 000 §3,
+        seed 001 §17); with `facets=true` also ``facets`` (`documents.model_search`)."""
+        page, limit, sort, facets = (self.query.pop(k) for k in ("page", "limit", "sort", "facets"))
+        docs, meta, counts = await model_search.list_models(
+            self.db, self.query, page=page, limit=limit, sort=sort,
+            anonymous=self.current_user is None, facets=facets)
+        extra = {"facets": counts} if facets else {}
+        self.write_page(await catalog.render_models(self.db, docs, self.current_user), meta,
+                        **extra)
 
 
 class FeaturedHandler(ApiHandler):
     @public
     @query(LimitQuery)
-    @responds(ModelOut, many=True)
+    @responds(ModelOut, items=True)
     async def get(self) -> None:
         """Featured public models, newest approval first: ``{"items": [...]}``."""
-        docs = await catalog.list_featured(self.db, self.query["limit"])
+        docs = await model_listing.list_featured(self.db, self.query["limit"])
         self.write_json({"items": await catalog.render_models(self.db, docs, self.current_user)})
 
 
@@ -147,21 +172,52 @@ class ModelHandler(ApiHandler):
         model = await catalog.get_visible(self.db, model_id, self.current_user)
         self.write_json((await catalog.render_models(self.db, [model], self.current_user))[0])
 
-    @body(catalog.ModelFieldsSchema)
+    @body(ModelEditSchema)
     @responds(ModelOut)
     async def put(self, model_id: str) -> None:
-        """Edit a model (creator or staff; seed 000 §3). An owner's content change of an
-        approved/rejected model sends it back to review (`documents.catalog.update_model`).
-        403 for another user's public model, 404 for a hidden one, 422 on bad fields."""
+        """Edit a model (creator or staff; seed 000 §3, seed 001 §7). Price, title,
+        description, tags, category and images (``thumbnail_id``/``thumbnail_url``,
+        ``preview_image_ids``/``preview_images`` of `POST /api/upload/image`) change at once
+        and a listed model stays listed; a new model file (``file_id``/``file_url`` of
+        `POST /api/upload/model`) waits for review while the approved one stays live. The
+        answer is the model with ``under_review``: ``["file"]``, ``["model"]`` (pending) or
+        ``[]``. An owner's content change of a rejected model resubmits it. 403 for another
+        user's public model or upload, 404 for a hidden model, 409 FILE_ALREADY_ATTACHED,
+        422 on bad fields or unknown files."""
         user = self.require_user()
         model = await catalog.get_managed(self.db, model_id, user)
-        model = await catalog.update_model(self.db, model, self.body, user)
-        self.write_json((await catalog.render_models(self.db, [model], user))[0])
+        changes = dict(self.body)
+        named = {k: changes.pop(k) for k in files_db.REFERENCE_FIELDS if k in changes}
+        refs = await files_db.resolve_references(self.db, named, require_file=False)
+        owner = await users.get(self.db, model["creator_id"]) or user
+        if refs.get("thumbnail_id"):
+            thumb = await files_db.claim(self.db, refs["thumbnail_id"], owner,
+                                         files_db.IMAGE_KINDS, model["_id"], "thumbnail_id")
+            changes.update(thumbnail_url=thumb["url"], thumbnails=None, thumbnail_auto=False)
+        if "preview_image_ids" in refs:
+            images = [await files_db.claim(self.db, ref, owner, files_db.IMAGE_KINDS,
+                                           model["_id"], "preview_image_ids")
+                      for ref in refs["preview_image_ids"]]
+            changes["preview_images"] = [image["url"] for image in images]
+        if changes:
+            model = await model_writes.update_model(self.db, model, changes, user)
+        if refs.get("file_id"):
+            record = await files_db.claim(self.db, refs["file_id"], owner, ("model",),
+                                          model["_id"], "file_id")
+            if not record.get("preview"):
+                await begin_preview(self.services, record)
+            model, _ = await revisions.replace_file(self.db, model, record)
+            await previews_db.resync(self.db, record["_id"])
+            model = await catalog.get_model(self.db, model["_id"])
+        out = (await catalog.render_models(self.db, [model], user))[0]
+        out["under_review"] = revisions.under_review(model)
+        self.write_json(out)
 
+    @responds(status=204)
     async def delete(self, model_id: str) -> None:
         """Delete a model (creator or staff); counters are fixed. 204; 409 MODEL_HAS_PURCHASES when bought."""
         model = await catalog.get_managed(self.db, model_id, self.require_user())
-        _, media_keys = await catalog.remove_model(self.db, model["_id"], by_staff=self.is_staff())
+        _, media_keys = await model_removal.remove_model(self.db, model["_id"], by_staff=self.is_staff())
         for key in media_keys:
             await self.services.storage.delete(key)
         self.no_content()
@@ -170,16 +226,17 @@ class ModelHandler(ApiHandler):
 class RelatedHandler(ApiHandler):
     @public
     @query(LimitQuery)
-    @responds(ModelOut, many=True)
+    @responds(ModelOut, items=True)
     async def get(self, model_id: str) -> None:
         """Public models of the same category or sharing a tag (seed 001 §4): ``{"items"}``."""
         model = await catalog.get_visible(self.db, model_id, self.current_user)
-        docs = await catalog.list_related(self.db, model, self.query["limit"])
+        docs = await model_listing.list_related(self.db, model, self.query["limit"])
         self.write_json({"items": await catalog.render_models(self.db, docs, self.current_user)})
 
 
 class ModelCreatorHandler(ApiHandler):
     @public
+    @responds(CreatorProfileOut)
     async def get(self, model_id: str) -> None:
         """The model's creator: public profile plus `stats` (seed 001 §4 "Load creator info")."""
         model = await catalog.get_visible(self.db, model_id, self.current_user)
@@ -187,12 +244,13 @@ class ModelCreatorHandler(ApiHandler):
         if creator is None:
             raise NotFound("User not found", "USER_NOT_FOUND")
         out = users.render_public(creator)
-        out["stats"] = await catalog.creator_stats(self.db, creator)
+        out["stats"] = await model_listing.creator_stats(self.db, creator)
         self.write_json(out)
 
 
 class PublicViewHandler(ApiHandler):
     @public
+    @responds(PublicModelOut)
     async def get(self, model_id: str) -> None:
         """The public viewer shape of a model (seed 001 §5): no private or moderation fields."""
         model = await catalog.get_visible(self.db, model_id, self.current_user)
@@ -203,12 +261,13 @@ class PublicViewHandler(ApiHandler):
 class TogglePublishHandler(ApiHandler):
     @responds(ModelOut)
     async def post(self, model_id: str) -> None:
-        """Publish or unpublish one's own model (the creator only): flips `is_published`."""
+        """Publish or unpublish a model (its creator, or staff taking it off the
+        marketplace): flips `is_published`."""
         user = self.require_user()
         model = await catalog.get_visible(self.db, model_id, user)
-        if model["creator_id"] != user["_id"]:
+        if model["creator_id"] != user["_id"] and not users.is_staff(user):
             raise Forbidden("Only the creator can publish or unpublish this model")
-        model = await catalog.toggle_publish(self.db, model)
+        model = await model_writes.toggle_publish(self.db, model)
         self.write_json((await catalog.render_models(self.db, [model], user))[0])
 
 
@@ -218,7 +277,7 @@ class MyModelsHandler(ApiHandler):
     async def get(self) -> None:
         """The signed-in user's models of every status (filter `status`), with private fields."""
         user = self.require_user()
-        docs, meta = await catalog.list_by_creator(
+        docs, meta = await model_listing.list_by_creator(
             self.db, user["_id"], page=self.query["page"], limit=self.query["limit"],
             status=self.query.get("status"), sort=self.query["sort"])
         self.write_page(await catalog.render_models(self.db, docs, user), meta)
@@ -231,7 +290,7 @@ class UserModelsHandler(ApiHandler):
     async def get(self, ref: str) -> None:
         """A creator's public models by user id or username (seed 004 profile page)."""
         creator = await users.find(self.db, ref)
-        docs, meta = await catalog.list_by_creator(
+        docs, meta = await model_listing.list_by_creator(
             self.db, creator["_id"], page=self.query["page"], limit=self.query["limit"],
             public_only=True, sort=self.query["sort"])
         self.write_page(await catalog.render_models(self.db, docs, self.current_user), meta)
@@ -239,19 +298,20 @@ class UserModelsHandler(ApiHandler):
 
 class UserStatsHandler(ApiHandler):
     @public
+    @responds(UserStatsOut)
     async def get(self, ref: str) -> None:
         """A user's public figures (seed 004 `GET /api/users/:username/stats`): models_count,
         total_views, total_likes, total_downloads, total_sales, followers/following, rating.
         `me` names the signed-in user (401 without a token)."""
         user = self.require_user() if ref == "me" else await users.find(self.db, ref)
-        out = await catalog.creator_stats(self.db, user)
+        out = await model_listing.creator_stats(self.db, user)
         out["user_id"] = str(user["_id"])
         out["username"] = user["username"]
         self.write_json(out)
 
 
 routes = [
-    # (r"/api/models", ModelListHandler) is served by handlers.uploads.ModelsHandler.
+    # (r"/api/models", ModelListHandler) is served by handlers.model_uploads.ModelsHandler.
     (r"/api/models/featured", FeaturedHandler),
     (rf"/api/models/{MODEL_ID}", ModelHandler),
     (rf"/api/models/{MODEL_ID}/related", RelatedHandler),

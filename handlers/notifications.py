@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 
 from documents import notifications
 from handlers.base import ApiHandler, PageQuery, query, responds
+from handlers.schemas_out import NotificationOut, NotificationPageOut, ReadAllOut
 
 
 class NotificationsQuery(PageQuery):
@@ -16,7 +17,7 @@ class NotificationsQuery(PageQuery):
 
 class NotificationsHandler(ApiHandler):
     @query(NotificationsQuery)
-    @responds(paginated=True)
+    @responds(NotificationPageOut)
     async def get(self) -> None:
         """The caller's notifications, newest first: ``{notifications, items (the same list),
         unread_count, total, page, limit, pages}`` (seed 001 §18); `filter=all|unread`,
@@ -31,7 +32,7 @@ class NotificationsHandler(ApiHandler):
 
 
 class NotificationReadHandler(ApiHandler):
-    @responds()
+    @responds(NotificationOut)
     async def put(self, notification_id: str) -> None:
         """Mark one notification read: 200 with it and the caller's new `unread_count`."""
         user_id = self.current_user["_id"]
@@ -42,7 +43,7 @@ class NotificationReadHandler(ApiHandler):
 
 
 class NotificationsReadAllHandler(ApiHandler):
-    @responds()
+    @responds(ReadAllOut)
     async def put(self) -> None:
         """Mark every notification of the caller read: ``{"updated": n, "unread_count": 0}``."""
         updated = await notifications.mark_all_read(self.db, self.current_user["_id"])

@@ -1,11 +1,16 @@
-"""The OpenAPI document of the API (DESIGN §3, seed 002): `/openapi.json`, Swagger UI at
-`/docs` and ReDoc at `/redoc`.
+"""The OpenAPI document of the API (docs/architecture.md §3, seed 002): `/openapi.json`
+(Swagger UI at `/docs` and ReDoc at `/redoc`: `handlers.docs_pages`).
 
 The document is generated from the route lists (`handlers.app.collect_routes`) and the
 decorators of `handlers.base` on each verb: `@public`/`@staff`/`@roles` give the security,
 `@body`/`@query`/`@multipart` the request, `@responds` the success response, and the
 marshmallow schemas become components through apispec's MarshmallowPlugin. It is built
 once per Application, on first request, and kept in the Application's settings.
+
+Examples: `@body(..., example=)` and `@responds(..., example=)` give an operation's own;
+`openapi_examples.json` beside this module holds answers the server gave for the demo data,
+``{"METHOD /path": {"request"?: body, "status"?: code, "response"?: body}}``, used where
+the decorators give none.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import json
 import re
 import sys
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import tornado.web
@@ -21,14 +28,16 @@ import tornado.websocket
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
-from marshmallow import Schema, fields
+from marshmallow import EXCLUDE, Schema, fields
 
-from handlers.base import ApiHandler, public
+from handlers.base import ApiHandler, public, responds
+from handlers.schemas_catalog import DocumentOut
 
 TITLE = "HWC3D API"
 VERSION = "1.0.0"
 VERBS = ("get", "post", "put", "patch", "delete")
 SPEC_SETTING = "openapi_spec"
+ROUTES_SETTING = "hwc3d_routes"  # the (pattern, handler) pairs, set by handlers.app.make_app
 
 DESCRIPTION = """\
 Backend of HWC3D, a marketplace and community for 3D models.
@@ -52,19 +61,39 @@ class ErrorSchema(Schema):
     field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                                metadata={"description": "Per-field messages (422 only)"})
     retry_after = fields.Integer(metadata={"description": "Seconds to wait (429 only)"})
+    reason = fields.String(metadata={"description": "A 404's precise code beside NOT_FOUND",
+                                     "example": "MODEL_NOT_FOUND"})
     request_id = fields.String(metadata={"description": "Same as the X-Request-ID header"})
+    statusCode = fields.Integer(required=True, metadata={
+        "description": "The HTTP status (the camelCase auth contract)"})
+    message = fields.Raw(required=True, metadata={
+        "description": "The detail, or for a 422 the list of `field: message` strings",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+    error = fields.String(required=True, metadata={
+        "description": "The HTTP reason phrase", "example": "Unprocessable Entity"})
+
+    class Meta:
+        unknown = EXCLUDE  # domain errors may add fields of their own (e.g. `otp_required`)
 
 
 # status → (component name, description)
 ERROR_RESPONSES = {
     400: ("BadRequest", "Malformed request (e.g. the body is not valid JSON)"),
     401: ("Unauthorized", "Missing, expired or revoked access token"),
-    403: ("Forbidden", "Authenticated, but not allowed to do this"),
+    402: ("PaymentFailed", "The payment was declined or needs another step"),
+    403: ("Forbidden", "Not allowed to do this (also: the account is disabled)"),
     404: ("NotFound", "No such resource (also any id that is not a valid ObjectId)"),
-    413: ("PayloadTooLarge", "Upload larger than the limit"),
+    409: ("Conflict", "The resource's state does not allow this, or it already exists"),
+    413: ("PayloadTooLarge", "Body or upload larger than the limit"),
+    415: ("UnsupportedMediaType", "The body is not `application/json`"),
     422: ("ValidationError", "Input failed validation; see `field_errors`"),
     429: ("RateLimited", "Rate limit exceeded; see `retry_after` and `Retry-After`"),
+    502: ("BadGateway", "An outside provider answered with an error"),
+    503: ("Unavailable", "A needed service is not configured or not reachable"),
 }
+SUCCESS = (200, 201, 202, 204)
+# Statuses a verb's docstring names ("409 ALREADY_FOLLOWING", "204", "402 PAYMENT_FAILED")
+_STATUS_IN_TEXT = re.compile(r"(?<![\w.§/-])([2-5]\d\d)(?![\w.]\d)")
 
 _LOOKAROUNDS = ("?=", "?!", "?<=", "?<!")
 _FILE_WORDS = ("file", "image", "thumbnail", "avatar", "attachment", "document", "preview")
@@ -174,9 +203,20 @@ def _tag(handler: type) -> str:
 
 
 def _docs(method) -> tuple[str, str]:
-    doc = inspect.getdoc(method) or ""
-    summary, _, rest = doc.partition("\n")
-    return summary.strip() or method.__name__.upper(), rest.strip()
+    """(summary, description): the docstring's first sentence, whole, and the text after it."""
+    doc = (inspect.getdoc(method) or "").strip()
+    paragraph = doc.split("\n\n", 1)[0]
+    match = re.match(r"(.+?[.!?])(?=\s+[A-Z0-9`\"(*]|\s*$)", paragraph, re.S)
+    head = match.group(1) if match else paragraph
+    summary = " ".join(head.split()) or method.__name__.upper()
+    return summary, doc[len(head):].strip()
+
+
+def declared_statuses(method) -> set[int]:
+    """The statuses a verb's docstring names, among those the API answers with."""
+    text = inspect.getdoc(method) or ""
+    return {int(code) for code in _STATUS_IN_TEXT.findall(text)
+            if int(code) in SUCCESS or int(code) in ERROR_RESPONSES}
 
 
 def _security(method, operation: dict) -> list[int]:
@@ -199,7 +239,7 @@ def _security(method, operation: dict) -> list[int]:
         operation["description"] = (f"**Roles:** {', '.join(allowed)}.\n\n"
                                     f"{operation['description']}").strip()
         return [401, 403]
-    return [401]
+    return [401, 403]  # 403 ACCOUNT_DISABLED: a banned or deactivated account's token
 
 
 def _multipart_body(parts: dict[str, str]) -> dict:
@@ -222,9 +262,11 @@ def _request(method, operation: dict) -> list[int]:
         errors.append(422)
     body_schema = getattr(method, "_body_schema", None)
     if body_schema is not None:
-        operation["requestBody"] = {"required": True,
-                                    "content": {"application/json": {"schema": body_schema}}}
-        errors += [400, 422]
+        media = {"schema": body_schema}
+        if getattr(method, "_body_example", None) is not None:
+            media["example"] = method._body_example
+        operation["requestBody"] = {"required": True, "content": {"application/json": media}}
+        errors += [400, 413, 415, 422]
     parts = getattr(method, "_multipart", None)
     if parts:
         operation["requestBody"] = _multipart_body(parts)
@@ -232,40 +274,75 @@ def _request(method, operation: dict) -> list[int]:
     return errors
 
 
+def _response_schema(schema):
+    """A response schema as documented: open to fields it does not list (never
+    `additionalProperties: false`, which request schemas get from `unknown = RAISE`)."""
+    return resolve_schema_cls(schema)(unknown=EXCLUDE) if isinstance(schema, type) else schema
+
+
 def _success(method, handler: type) -> dict[str, dict]:
+    """The success responses: the `@responds` one, and other 2xx statuses its docstring names
+    (with the same body, except 204 which has none)."""
     if issubclass(handler, tornado.websocket.WebSocketHandler):
-        return {"101": {"description": "Switching Protocols (WebSocket upgrade)"}}
-    declared = getattr(method, "_response", None)
-    if not declared:
-        return {"200": {"description": "Success"}}
+        return {"101": {"description": "Switching Protocols (WebSocket upgrade)"},
+                "400": {"description": "Not a WebSocket upgrade request"}}
+    declared = getattr(method, "_response", None) or {
+        "schema": None, "status": 200, "many": False, "paginated": False, "items": False}
     schema = declared["schema"]
-    status = str(declared["status"])
-    if schema is None:
-        return {status: {"description": "Success"}}
-    if declared["paginated"]:
-        body = {"type": "object", "required": ["items", "total", "page", "limit", "pages"],
-                "properties": {"items": {"type": "array", "items": schema},
-                               "total": {"type": "integer"}, "page": {"type": "integer"},
-                               "limit": {"type": "integer"}, "pages": {"type": "integer"}}}
-    elif declared["many"]:
-        body = {"type": "array", "items": schema}
-    else:
-        body = schema
-    return {status: {"description": "Success",
-                     "content": {"application/json": {"schema": body}}}}
+    status = declared["status"]
+    out = {str(status): {"description": "Success"}}
+    if schema is not None:
+        schema = _response_schema(schema)
+        if declared["paginated"]:
+            body = {"type": "object", "required": ["items", "total", "page", "limit", "pages"],
+                    "properties": {"items": {"type": "array", "items": schema},
+                                   "total": {"type": "integer"}, "page": {"type": "integer"},
+                                   "limit": {"type": "integer"}, "pages": {"type": "integer"}}}
+        elif declared.get("items"):
+            body = {"type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": schema}}}
+        elif declared["many"]:
+            body = {"type": "array", "items": schema}
+        else:
+            body = schema
+        media = {"schema": body}
+        if declared.get("example") is not None:
+            media["example"] = declared["example"]
+        out[str(status)]["content"] = {"application/json": media}
+    elif declared.get("media"):
+        binary = {} if declared["media"].startswith("text/") else {"format": "binary"}
+        out[str(status)]["content"] = {declared["media"]: {"schema": {"type": "string", **binary}}}
+    for other in sorted(declared_statuses(method) & set(SUCCESS) - {status}):
+        out[str(other)] = ({"description": "No content"} if other == 204
+                           else {**out[str(status)], "description": "Success"})
+    return out
 
 
-def operation_for(handler: type, verb: str, path: str, path_params: list[dict]) -> dict:
-    """The OpenAPI Operation of `handler.<verb>` served at `path`."""
+def _names_a_resource(method) -> bool:
+    """Whether the query or body takes a `*_id` field: an unknown one answers 404."""
+    for attr in ("_query_schema", "_body_schema"):
+        schema = getattr(method, attr, None)
+        if schema is not None and any(
+                name.endswith("_id") for name in resolve_schema_cls(schema)().fields):
+            return True
+    return False
+
+
+def operation_for(handler: type, verb: str, path: str, path_params: list[dict],
+                  example: dict | None = None) -> dict:
+    """The OpenAPI Operation of `handler.<verb>` served at `path`; `example` is shown when
+    `openapi_examples.json` has none for this operation (the answer recorded for the same
+    method served under another path or verb)."""
     method = getattr(handler, verb)
-    summary, description = _docs(method)
+    summary, description = _docs(method if inspect.getdoc(method) else handler)
     slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "root"
     operation: dict[str, Any] = {
         "operationId": f"{verb}_{slug}", "summary": summary, "description": description,
         "tags": [_tag(handler)], "parameters": [dict(p) for p in path_params],
     }
     errors = _security(method, operation) + _request(method, operation)
-    if path_params:
+    errors += [code for code in declared_statuses(method) if code not in SUCCESS]
+    if path_params or _names_a_resource(method):
         errors.append(404)
     if getattr(handler, "rate_limit", None) is not None:
         operation["x-rate-limit"] = handler.rate_limit
@@ -274,9 +351,35 @@ def operation_for(handler: type, verb: str, path: str, path_params: list[dict]) 
     for status in sorted(set(errors)):
         operation["responses"][str(status)] = {
             "$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
+    declared = getattr(method, "_response", None) or {}
+    for status in declared.get("alternates", ()):
+        success = operation["responses"][str(declared["status"])]
+        operation["responses"][str(status)] = {**success, "description": "Same body"}
+    _attach_example(operation, recorded_examples().get(f"{verb.upper()} {path}", example))
     if not operation["description"]:
         del operation["description"]
     return operation
+
+
+@cache
+def recorded_examples() -> dict[str, dict]:
+    """The examples of `openapi_examples.json`: operation (``"GET /api/cart"``) →
+    ``{"request"?: body, "status"?: code, "response"?: body}``."""
+    return json.loads(Path(__file__).with_name("openapi_examples.json").read_text("utf-8"))
+
+
+def _attach_example(operation: dict, example: dict | None) -> None:
+    """Show a recorded request and response body on `operation`, unless its decorators
+    gave their own."""
+    if not example:
+        return
+    request = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if request is not None and "request" in example:
+        request.setdefault("example", example["request"])
+    response = operation["responses"].get(str(example.get("status")), {})
+    media = response.get("content", {}).get("application/json")
+    if media is not None and "response" in example:
+        media.setdefault("example", example["response"])
 
 
 # --------------------------------------------------------------------------- spec
@@ -326,12 +429,16 @@ def build_spec(routes: list[tuple[str, type]]) -> dict:
     """
     spec = _new_spec()
     tags: dict[str, str] = {}
-    for pattern, handler in routes:
-        converted = route_path(pattern, handler)
-        if converted is None:
-            continue
-        path, path_params = converted
-        operations = {verb: operation_for(handler, verb, path, path_params)
+    served = [(handler, *converted) for pattern, handler in routes
+              if (converted := route_path(pattern, handler)) is not None]
+    recorded, by_method = recorded_examples(), {}
+    for handler, path, _ in served:      # a method served twice shows one recorded answer
+        for verb in _defined_verbs(handler):
+            if f"{verb.upper()} {path}" in recorded:
+                by_method.setdefault(getattr(handler, verb), recorded[f"{verb.upper()} {path}"])
+    for handler, path, path_params in served:
+        operations = {verb: operation_for(handler, verb, path, path_params,
+                                          by_method.get(getattr(handler, verb)))
                       for verb in _defined_verbs(handler)}
         if operations:
             spec.path(path=path, operations=operations)
@@ -352,80 +459,24 @@ def application_spec(application: tornado.web.Application) -> dict:
     """The spec of `application`, built on first use and kept in its settings."""
     spec = application.settings.get(SPEC_SETTING)
     if spec is None:
-        from handlers.app import collect_routes  # app imports this module
-
-        spec = build_spec(collect_routes())
+        spec = build_spec(application.settings.get(ROUTES_SETTING, []))
         application.settings[SPEC_SETTING] = spec
     return spec
 
 
 # --------------------------------------------------------------------------- handlers
 
-SWAGGER_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>HWC3D API - Swagger UI</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
-  deepLinking: true, persistAuthorization: true});
-</script></body></html>
-"""
-
-REDOC_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>HWC3D API - ReDoc</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-</head><body><redoc spec-url="/openapi.json"></redoc>
-<script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
-</body></html>
-"""
-
-
 class OpenApiHandler(ApiHandler):
     rate_limit = None
 
     @public
+    @responds(DocumentOut)
     async def get(self) -> None:
         """The OpenAPI 3.0 document of every route of this server (JSON)."""
         self.set_header("Cache-Control", "public, max-age=300")
         self.finish(json.dumps(application_spec(self.application), separators=(",", ":")))
 
 
-class _HtmlPage(ApiHandler):
-    rate_limit = None
-    html = ""
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-
-    @public
-    async def get(self) -> None:
-        """An HTML page that renders `/openapi.json` (scripts from the jsDelivr CDN)."""
-        self.finish(self.html)
-
-
-class SwaggerHandler(_HtmlPage):
-    html = SWAGGER_HTML
-
-    @public
-    async def get(self) -> None:
-        """Swagger UI for `/openapi.json` (HTML)."""
-        await super().get()
-
-
-class RedocHandler(_HtmlPage):
-    html = REDOC_HTML
-
-    @public
-    async def get(self) -> None:
-        """ReDoc for `/openapi.json` (HTML)."""
-        await super().get()
-
-
 routes = [
     (r"/openapi.json", OpenApiHandler),
-    (r"/docs", SwaggerHandler),
-    (r"/redoc", RedocHandler),
 ]

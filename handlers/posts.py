@@ -1,4 +1,4 @@
-"""Community post routes (seed 000 §5, seed 001 §8 "Community View", issue 4 item 2).
+"""Community post routes (seed 000 §5, seed 001 §8 "Community View").
 
     GET/POST   /api/communities/{id}/posts           feed (filter=recent|popular|media) / post
     GET/PUT/DELETE /api/posts/{post_id}              one post / edit (author) / remove
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from documents import communities, posts, reports
+from documents import communities, post_interactions, posts, reports
 from documents.errors import Forbidden
 from handlers.base import (
     ApiHandler,
@@ -68,6 +68,7 @@ class CommunityPostChangesBody(CommunityPostFields):
 
 class CommunityPostFeedQuery(PageQuery):
     filter = fields.String(load_default="recent", validate=validate.OneOf(posts.FILTERS))
+    search = fields.String(validate=validate.Length(max=100))
 
 
 class CommunityPostPinBody(ApiSchema):
@@ -183,15 +184,16 @@ class CommunityPostsHandler(ApiHandler):
     async def get(self, community_id: str) -> None:
         """A community's posts, pinned first, each with author card, reaction counts, the
         caller's `my_reaction` and `comment_count` (comments: GET /api/posts/{id}/comments).
-        `filter` recent (default), popular, media. Private community: members and staff
-        (403)."""
+        `filter` recent (default), popular, media; `search` (0–100 characters) ranks the
+        matching posts by relevance instead. Private community: members and staff (403)."""
         community = await communities.get_visible(self.db, community_id, self.current_user)
         user = self.current_user
         member = await communities.membership(self.db, community["_id"], user["_id"]) \
             if user else None
         communities.require_read(community, member, user)
         docs, meta = await posts.list_page(self.db, community, filter=self.query["filter"],
-                                           page=self.query["page"], limit=self.query["limit"])
+                                           page=self.query["page"], limit=self.query["limit"],
+                                           search=self.query.get("search"))
         self.write_page(await posts.render_many(self.db, docs, user), meta)
 
     @body(NewCommunityPostBody)
@@ -213,7 +215,11 @@ class CommunityPostHandler(ApiHandler):
     @public
     @responds(CommunityPostOut)
     async def get(self, post_id: str) -> None:
-        """One post (as in the feed), for whoever may read its community."""
+        """One post (as in the feed), for whoever may read its community.
+
+        404 for an unknown post; 401 without a token and 403 otherwise for a post of a
+        private community the caller is not a member of.
+        """
         post, _c, _m = await posts.get_readable(self.db, post_id, self.current_user)
         self.write_json(await posts.render_one(self.db, post, self.current_user))
 
@@ -258,16 +264,16 @@ class PostReactHandler(ApiHandler):
         post, community, member = await posts.get_readable(self.db, post_id, self.current_user)
         require_participant(community, member, self.current_user)
         kind = self.body["reaction_type"]
-        after, previous = await posts.react(self.db, self.services.hub, post,
-                                            self.current_user, kind)
+        after, previous = await post_interactions.react(self.db, self.services.hub, post,
+                                                        self.current_user, kind)
         self.write_json(reaction_reply(after, kind, previous))
 
     @responds(PostReactionOut)
     async def delete(self, post_id: str) -> None:
         """Remove the caller's reaction (its count -1). 404 REACTION_NOT_FOUND."""
         post, _c, _m = await posts.get_readable(self.db, post_id, self.current_user)
-        after, previous = await posts.unreact(self.db, self.services.hub, post,
-                                              self.current_user)
+        after, previous = await post_interactions.unreact(self.db, self.services.hub, post,
+                                                          self.current_user)
         self.write_json(reaction_reply(after, None, previous))
 
 
@@ -276,10 +282,14 @@ class PostCommentsHandler(ApiHandler):
     @query(PageQuery)
     @responds(PostCommentOut, paginated=True)
     async def get(self, post_id: str) -> None:
-        """A post's comments, oldest first, flat with `parent_id` and `reply_count`."""
+        """A post's comments, oldest first, flat with `parent_id` and `reply_count`.
+
+        404 for an unknown post; 401 without a token and 403 otherwise for a post of a
+        private community the caller is not a member of.
+        """
         post, _c, _m = await posts.get_readable(self.db, post_id, self.current_user)
-        items, meta = await posts.comments_page(self.db, post, page=self.query["page"],
-                                                limit=self.query["limit"])
+        items, meta = await post_interactions.comments_page(self.db, post, page=self.query["page"],
+                                                            limit=self.query["limit"])
         self.write_page(items, meta)
 
     @body(PostCommentCreateBody)
@@ -290,8 +300,8 @@ class PostCommentsHandler(ApiHandler):
         POST_THREAD_FULL past 500 comments."""
         post, community, member = await posts.get_readable(self.db, post_id, self.current_user)
         require_participant(community, member, self.current_user)
-        comment = await posts.add_comment(self.db, self.services.hub, post, self.current_user,
-                                          self.body["content"], self.body.get("parent_id"))
+        comment = await post_interactions.add_comment(self.db, self.services.hub, post, self.current_user,
+                                                      self.body["content"], self.body.get("parent_id"))
         self.write_json(comment, 201)
 
 
@@ -325,7 +335,7 @@ class PostCommentReportHandler(ApiHandler):
     async def post(self, post_id: str, comment_id: str) -> None:
         """Report a comment of a post. 404 COMMENT_NOT_FOUND, 409 ALREADY_REPORTED."""
         post, _c, _m = await posts.get_readable(self.db, post_id, self.current_user)
-        _post, comment = await posts.find_comment(self.db, post["_id"], comment_id)
+        _post, comment = await post_interactions.find_comment(self.db, post["_id"], comment_id)
         report = await reports.create(
             self.db, self.current_user, "comment", comment["_id"], reason=self.body["reason"],
             details=self.body.get("details"), community_id=post["community_id"],

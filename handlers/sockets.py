@@ -1,4 +1,4 @@
-"""WebSocket endpoints (seed 000 §9, seed 001 §14, DESIGN §4).
+"""WebSocket endpoints (seed 000 §9, seed 001 §14, docs/architecture.md §6).
 
     /ws/support/{ticket_id}        support:<ticket_id>        owner, or staff with support.manage
     /ws/community/{community_id}   community:<community_id>   members; anyone signed in reads a
@@ -25,8 +25,10 @@ A bad frame gets ``{"type": "error", "data": {"error_code", "detail", "field_err
 the socket stays open. Typing is throttled per socket (same state at most once per 2 s);
 `message` frames count against the user's REST rate limit. A socket is closed with 4401
 "Access token expired" when its access token expires (the client reconnects with a fresh
-token and `since`, losing nothing); a token revoked meanwhile keeps its open sockets until
-then.
+token and `since`, losing nothing), and with 4401 and the reason on every instance when its
+session or account ends (`Hub.disconnect`: "Signed out", "Session revoked: refresh token
+reused", "Password changed", "Password reset", "Account banned", "Account deactivated",
+"Account deleted").
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ from marshmallow import fields, validate
 
 from documents import communities, notifications, sessions, support, users
 from documents.errors import DomainError, Forbidden, NotFound, RateLimited, Unauthorized
-from handlers.base import ApiSchema, load
+from handlers import jsonbody
+from handlers.base import ApiSchema, load, with_status
+from realtime import channels
 from realtime.connection import control_frame
 from realtime.hub import ShuttingDown
 
@@ -51,6 +55,8 @@ log = logging.getLogger("hwc3d.ws")
 
 TYPING_INTERVAL = 2.0
 UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+PRE_UPGRADE_CODES = {400: "WEBSOCKET_UPGRADE_REQUIRED", 403: "FORBIDDEN",
+                     426: "WEBSOCKET_UPGRADE_REQUIRED"}
 
 
 class Refused(Exception):
@@ -103,7 +109,8 @@ FRAMES = {"message": MessageFrame, "typing": TypingFrame, "read": ReadFrame, "pi
 
 
 def parse_frame(message: str | bytes) -> dict:
-    """A client frame validated by its type's schema; raises FrameError."""
+    """A client frame validated by its type's schema; raises FrameError, or Invalid for text
+    that cannot be stored (NUL, lone surrogates)."""
     if isinstance(message, bytes):
         raise FrameError("INVALID_FRAME", "Binary frames are not supported; send JSON text")
     try:
@@ -112,6 +119,7 @@ def parse_frame(message: str | bytes) -> dict:
         raise FrameError("INVALID_JSON", "Frame is not valid JSON") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("INVALID_FRAME", "A frame is a JSON object with a string `type`")
+    jsonbody.check(frame)        # NUL or a lone surrogate: a field error, never a failed write
     schema = FRAMES.get(frame["type"])
     if schema is None:
         raise FrameError("UNKNOWN_FRAME_TYPE", f"Unknown frame type {frame['type'][:40]!r}; "
@@ -131,6 +139,10 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
     """
 
     presence = True
+    # What `/asyncapi.json` documents (handlers.asyncapi): the channel's event types, and
+    # whether its members usually write (message, typing) or only read.
+    events: tuple[str, ...] = ()
+    default_access = "read"
     # Defaults as class attributes: an instance stores only what it changes.
     user: dict | None = None            # during prepare/open only
     user_id: ObjectId | None = None
@@ -139,6 +151,7 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
     refusal: Refused | None = None
     conn = None
     _expiry: Any = None                 # the token's exp (prepare), then its call_at handle
+    session: str | None = None          # the token's sign-in session (claim sid)
     _typing: tuple[bool, float] | None = None
 
     def initialize(self, services) -> None:
@@ -166,6 +179,18 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             token = header[7:].strip()
         return token or self.get_cookie("access_token") or None
 
+    def finish(self, chunk: Any = None):
+        """Before the upgrade, Tornado refuses a request that is no WebSocket handshake (no
+        ``Upgrade: websocket``, a foreign origin) with a plain-text 400/403/426: those go out in
+        the API's error format instead (docs/architecture.md §3)."""
+        status = self.get_status()
+        if isinstance(chunk, str) and status >= 400:
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            code = PRE_UPGRADE_CODES.get(status, "BAD_REQUEST")
+            chunk = json.dumps(with_status({"detail": chunk, "error_code": code,
+                                            "field_errors": None}, status))
+        return super().finish(chunk)
+
     async def prepare(self) -> None:
         """Authenticate and authorize before the upgrade; a refusal is kept for `open`."""
         try:
@@ -176,7 +201,7 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
                 self.user, claims = await sessions.authenticate(
                     self.db, self.services.settings, token)
                 self.current_user, self.user_id = self.user, self.user["_id"]
-                self._expiry = claims["exp"]
+                self._expiry, self.session = claims["exp"], claims.get("sid")
             except (Unauthorized, Forbidden) as exc:
                 raise Refused(UNAUTHORIZED, exc.detail) from None
             self.channel = await self.authorize(**self.path_kwargs)
@@ -202,12 +227,12 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
         return (int(raw), True) if raw.isdigit() and len(raw) <= 18 else (None, True)
 
     async def open(self, **_kwargs: str) -> None:
-        """Close a refused socket with its code; else join the channel (DESIGN §4)."""
+        """Close a refused socket with its code; else join the channel (docs/architecture.md §6)."""
         if self.refusal is not None:
             self.close(self.refusal.code, self.refusal.reason)
             return
         conn = self.conn = self.hub.connection(self.send_text, self.close,
-                                               self.presence_info())
+                                               self.presence_info(), self.session)
         self.user = self.current_user = None          # the access log has been written
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_at(loop.time() + max(0.0, self._expiry - time.time()),
@@ -329,13 +354,18 @@ class ChannelSocket(tornado.websocket.WebSocketHandler):
             return
         self._typing = (state, now)
         info = self.conn.info
-        await self.hub.publish(self.channel, "typing_indicator",
+        await self.hub.publish(self.channel, channels.TYPING_INDICATOR,
                                {"user_id": info["user_id"], "username": info["username"],
                                 "is_typing": state}, history=False)
 
 
 class SupportSocket(ChannelSocket):
-    """``/ws/support/{ticket_id}``: the ticket's owner and support staff (seed 000 §9)."""
+    """The live channel of one support ticket for its owner and support staff.
+
+    ``/ws/support/{ticket_id}`` (seed 000 §9)."""
+
+    events = channels.SUPPORT_EVENTS
+    default_access = "write"
 
     async def authorize(self, ticket_id: str) -> str:
         ticket = await support.get_ticket(self.db, ticket_id)
@@ -345,7 +375,7 @@ class SupportSocket(ChannelSocket):
             raise Refused(FORBIDDEN, "Not your ticket")
         self.access = "write"
         self.ticket_id = ticket["_id"]
-        return f"support:{ticket['_id']}"
+        return channels.support(ticket["_id"])
 
     def presence_info(self) -> dict:
         return {**super().presence_info(), "is_staff": support.is_support_staff(self.user)}
@@ -368,8 +398,13 @@ class SupportSocket(ChannelSocket):
 
 
 class CommunitySocket(ChannelSocket):
-    """``/ws/community/{community_id}``: members chat; a public community's feed is readable
+    """The live channel of one community: members chat.
+
+    ``/ws/community/{community_id}``: a public community's feed is readable
     by anyone signed in (seed 000 §9: new_post, new_comment, new_reaction, member_joined)."""
+
+    events = channels.COMMUNITY_EVENTS
+    default_access = "write"
 
     async def authorize(self, community_id: str) -> str:
         community = await communities.get(self.db, community_id)
@@ -378,7 +413,7 @@ class CommunitySocket(ChannelSocket):
         member = await communities.membership(self.db, community["_id"], self.user["_id"])
         self.access = communities.chat_access(community, member, self.user)
         self.community_id = community["_id"]
-        return communities.channel_of(community["_id"])
+        return channels.community(community["_id"])
 
     async def frame_message(self, frame: dict) -> None:
         """Store a chat message (members) and publish it as `message_received`."""
@@ -395,13 +430,16 @@ class CommunitySocket(ChannelSocket):
 
 
 class NotificationsSocket(ChannelSocket):
-    """``/ws/notifications``: the user's own channel (seed 001 §14)."""
+    """The signed-in user's own live notification channel.
+
+    ``/ws/notifications`` (seed 001 §14)."""
 
     presence = False
+    events = notifications.TYPES
 
     async def authorize(self) -> str:
         self.access = "read"
-        return notifications.channel_of(self.user_id)
+        return channels.notifications(self.user_id)
 
     async def frame_read(self, frame: dict) -> None:
         """Mark one notification (`id`) or all (`all: true`) read; ack with what changed."""

@@ -1,4 +1,4 @@
-"""Pricing plans and subscriptions (issue 5 item 7; seed 004 "Pricing").
+"""Pricing plans and subscriptions (seed 004 "Pricing").
 
 - `GET /api/pricing/plans` (public): ``{items: [plan], current_subscription}`` — the
   subscription is the signed-in user's one that still gives access (else null).
@@ -15,6 +15,7 @@ from marshmallow import fields, validate
 
 from documents import subscriptions
 from handlers.base import ApiHandler, ApiSchema, body, public, responds
+from handlers.schemas_catalog import PlansOut, SubscriptionOut
 
 
 class PaymentDetails(ApiSchema):
@@ -32,6 +33,7 @@ class SubscribeBody(ApiSchema):
 
 class PlansHandler(ApiHandler):
     @public
+    @responds(PlansOut)
     async def get(self) -> None:
         """The pricing plans (seed 004 "Pricing") with monthly `price` and `features`; for a
         signed-in user also `current_subscription` (or null)."""
@@ -44,7 +46,7 @@ class PlansHandler(ApiHandler):
 
 class SubscribeHandler(ApiHandler):
     @body(SubscribeBody)
-    @responds(status=201)
+    @responds(SubscriptionOut, status=201)
     async def post(self) -> None:
         """Subscribe to a paid plan, charging the first month (seed 004 "Pricing"). 201 with
         the subscription; 402 PAYMENT_FAILED (declined, nothing stored); 409
@@ -56,6 +58,7 @@ class SubscribeHandler(ApiHandler):
 
 
 class CancelHandler(ApiHandler):
+    @responds(SubscriptionOut)
     async def put(self) -> None:
         """Cancel the active subscription (seed 004 "Pricing"); access stays until
         `current_period_end`. 409 NOT_SUBSCRIBED when there is none."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from documents import support
-from documents.common import render
-from documents.errors import DomainError
+from documents import email_notices, support
+from documents.common import omit, render
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+from handlers.schemas_content import EmailRecordOut
+from handlers.schemas_out import TicketMessageOut, TicketOut, TicketPageOut
 
 PERMISSION = support.PERMISSION
 _TEXT = fields.String  # short alias for schema declarations
@@ -79,7 +80,7 @@ class _TicketHandler(ApiHandler):
 
 class TicketsHandler(_TicketHandler):
     @query(OwnTicketsQuery)
-    @responds(paginated=True)
+    @responds(TicketOut, paginated=True)
     async def get(self) -> None:
         """The caller's tickets, latest activity first (seed 000 §6); filter `status`."""
         q = self.query
@@ -89,7 +90,7 @@ class TicketsHandler(_TicketHandler):
         self.write_page(await support.render_tickets(self.db, docs), meta)
 
     @body(CreateTicketSchema)
-    @responds(status=201)
+    @responds(TicketOut, status=201)
     async def post(self) -> None:
         """Open a ticket with its first message: 201 with the ticket and ``messages: [first]``.
 
@@ -107,7 +108,7 @@ class TicketsHandler(_TicketHandler):
 
 
 class TicketHandler(_TicketHandler):
-    @responds()
+    @responds(TicketOut)
     async def get(self, ticket_id: str) -> None:
         """The ticket with its messages, oldest first (owner or support staff; else 404)."""
         ticket = await self.ticket(ticket_id)
@@ -116,7 +117,7 @@ class TicketHandler(_TicketHandler):
 
 class TicketMessagesHandler(_TicketHandler):
     @body(MessageSchema)
-    @responds(status=201)
+    @responds(TicketMessageOut, status=201)
     async def post(self, ticket_id: str) -> None:
         """Add a message (owner or support staff): 201 with the message; publishes
         `message_received` on ``support:<id>`` (seed 000 §6)."""
@@ -125,12 +126,14 @@ class TicketMessagesHandler(_TicketHandler):
             self.db, self.services.hub, ticket, self.current_user, self.body["content"],
             self.body["attachments"], settings=self.settings_)
         self.write_json(message, 201)
+        await email_notices.support_reply(self.db, self.services.mailer, ticket,
+                                          self.current_user, self.body["content"])
 
 
 class StaffTicketMessagesHandler(TicketMessagesHandler):
     @staff(PERMISSION)
     @body(MessageSchema)
-    @responds(status=201)
+    @responds(TicketMessageOut, status=201)
     async def post(self, ticket_id: str) -> None:
         """Staff reply (seed 001 §13): as the user route; a pending ticket becomes active and
         the owner gets a `ticket_reply` notification."""
@@ -138,7 +141,7 @@ class StaffTicketMessagesHandler(TicketMessagesHandler):
 
 
 class TicketReadHandler(_TicketHandler):
-    @responds()
+    @responds(TicketOut)
     async def put(self, ticket_id: str) -> None:
         """The caller (owner or support staff) has read the ticket: 200 with the ticket,
         `unread_count` 0 for the caller's side; the owner's `ticket_reply` notifications of
@@ -150,7 +153,7 @@ class TicketReadHandler(_TicketHandler):
 
 class StaffTicketReadHandler(TicketReadHandler):
     @staff(PERMISSION)
-    @responds()
+    @responds(TicketOut)
     async def put(self, ticket_id: str) -> None:
         """Staff have read the ticket: as ``PUT /api/support/tickets/{id}/read``."""
         await super().put(ticket_id)
@@ -159,22 +162,23 @@ class StaffTicketReadHandler(TicketReadHandler):
 class TicketStatusHandler(_TicketHandler):
     @staff(PERMISSION)
     @body(StatusSchema)
-    @responds()
+    @responds(TicketOut)
     async def put(self, ticket_id: str) -> None:
         """Move the ticket's status (staff): pending → active → resolved, resolved → active.
 
         409 INVALID_STATUS_TRANSITION otherwise, also for the loser of two racing updates.
-        Publishes `ticket_status_changed`.
+        Publishes `ticket_status_changed` and emails the owner.
         """
         ticket = await self.ticket(ticket_id)
         updated = await support.set_status(self.db, self.services.hub, ticket, self.body["status"])
         await self.write_ticket(updated)
+        await email_notices.support_status(self.db, self.services.mailer, updated)
 
 
 class TicketAssignHandler(_TicketHandler):
     @staff(PERMISSION)
     @body(AssignSchema)
-    @responds()
+    @responds(TicketOut)
     async def put(self, ticket_id: str) -> None:
         """Assign the ticket (staff): `assigned_to` team name and/or `assignee_id` of a
         support staff user; null clears. 422 when `assignee_id` is not support staff."""
@@ -185,9 +189,11 @@ class TicketAssignHandler(_TicketHandler):
 class StaffTicketsHandler(_TicketHandler):
     @staff(PERMISSION)
     @query(StaffTicketsQuery)
-    @responds(paginated=True)
+    @responds(TicketPageOut)
     async def get(self) -> None:
-        """Every ticket, latest activity first, with filters status, priority, category,
+        """Every ticket for the support desk, latest activity first, with its status counts.
+
+        Filters status, priority, category,
         assignee ("me", "unassigned", staff id or team name) and search (subject); the body
         adds ``status_counts`` for the desk's tabs (seed 001 §13)."""
         q = self.query
@@ -199,7 +205,7 @@ class StaffTicketsHandler(_TicketHandler):
 
 class StaffTicketHandler(TicketHandler):
     @staff(PERMISSION)
-    @responds()
+    @responds(TicketOut)
     async def get(self, ticket_id: str) -> None:
         """The ticket with its messages and the owner's email (staff)."""
         await super().get(ticket_id)
@@ -208,18 +214,18 @@ class StaffTicketHandler(TicketHandler):
 class StaffTicketEmailHandler(_TicketHandler):
     @staff(PERMISSION)
     @body(EmailSchema)
-    @responds()
+    @responds(EmailRecordOut)
     async def post(self, ticket_id: str) -> None:
-        """Email the ticket's owner (seed 001 §13 "Email user"): 200 with the email record
-        (`emails` collection); 502 EMAIL_SEND_FAILED when the mail server refused it."""
+        """Email the ticket's owner through the job queue.
+
+        Seed 001 §13 "Email user": 200 with the email record
+        (`emails` collection), status "queued": the job queue delivers it with retries
+        (status "sent", or "failed" after the last try, in the email history)."""
         ticket = await self.ticket(ticket_id)
         record = await support.record_email(self.db, self.services.mailer, ticket,
                                             self.current_user, self.body["subject"],
                                             self.body["message"])
-        if record["status"] != "sent":
-            raise DomainError("The email could not be sent", "EMAIL_SEND_FAILED", status=502,
-                              email_id=str(record["_id"]))
-        self.write_json(render(record))
+        self.write_json(render(omit(record, ("redact_when_done",))))
 
 
 _ID = r"([^/]+)"

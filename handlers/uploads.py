@@ -1,37 +1,37 @@
-"""Upload routes (seed 000 §8, seed 001 §6 and §15, DESIGN §6).
+"""Upload routes (seed 000 §8, seed 001 §6 and §15, docs/architecture.md §7).
 
 `POST /api/upload/model` and `/model-file`, `/image`, `/avatar`, `/attachment`, `/document`,
-`DELETE /api/upload/{file_id}`, `POST /api/users/me/avatar`, `POST /api/models/analyze`, and
-model creation `POST /api/models` / `POST /api/models/upload`.
+`DELETE /api/upload/{file_id}`, `POST /api/users/me/avatar`, `POST /api/models/analyze`;
+`StreamedUpload`, the base of these and of model creation (`handlers.model_uploads`).
 
 Every upload is a streamed multipart/form-data body (`tornado.web.stream_request_body`):
 file parts are spooled to temp files while their size is counted (413 FILE_TOO_LARGE past
 the limit), their type is checked by content (400 INVALID_FILE_TYPE), models are analysed in
 the process pool and images processed in threads (`storage/`). Whatever a request stored
 before a later step failed is removed again, and its temp files always are.
-
-Routing note: Tornado takes the first pattern that matches a path, whatever the method, so
-one class owns `/api/models`: `ModelsHandler` here, which inherits `GET` (the catalog list)
-from `handlers.models.ModelListHandler` and adds the streamed `POST`.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 
 import tornado.web
 from marshmallow import fields
 
-from documents import catalog, categories, users
 from documents import files as files_db
-from documents.errors import DomainError, Invalid
-from handlers.base import ApiHandler, ApiSchema, multipart, responds, roles
-from handlers.models import ModelListHandler
+from documents import users
+from documents.errors import DomainError
+from handlers.base import ApiHandler, ApiSchema, multipart, responds
+from handlers.previews import begin as begin_preview
+from handlers.schemas_catalog import AnalysisOut
 from storage import store
-from storage.errors import FileTooLarge, FormFieldError, UploadRejected
+from storage.errors import FileTooLarge, FormFieldError, MalformedForm, UploadRejected
 from storage.receive import FileSpec, FormReceiver, ReceivedForm
 from storage.validate import ATTACHMENT_FORMATS, DOCUMENT_FORMATS
 
 ATTACHMENT_URL_TTL = 7 * 24 * 3600  # S3 presigned URLs cannot outlive 7 days
+DRAIN_BYTES = 1024 * 1024       # a refused body up to this size is read, keeping the connection
+JSON_MAX_BYTES = 256 * 1024     # JSON bodies of routes that take JSON as well as multipart
 MAX_PREVIEWS = 8
 CREATOR_ROLES = ("creator", "moderator", "admin", "superadmin")
 
@@ -54,6 +54,7 @@ class UploadedModelOut(ApiSchema):
     poly_count = fields.Integer(allow_none=True)
     vertex_count = fields.Integer(allow_none=True)
     analyzed = fields.Boolean()
+    preview_status = fields.String()
     has_animations = fields.Boolean()
     has_rigging = fields.Boolean()
     has_materials = fields.Boolean()
@@ -94,6 +95,7 @@ class StreamedUpload(ApiHandler):
 
     form_fields: tuple[str, ...] = ()
     strict_form = False
+    accepts_json = False
 
     @property
     def rate_limit(self) -> str:  # type: ignore[override]
@@ -107,8 +109,13 @@ class StreamedUpload(ApiHandler):
         """Auth and limits first (nothing is read before), then the receiver for the body.
 
         A declared Content-Length above the largest acceptable body is refused at once (413).
+        A small body that is not multipart (up to DRAIN_BYTES) is read and dropped before the
+        400 is answered, so the keep-alive connection stays usable for the next request; a
+        reply sent before the body was read says ``Connection: close`` (see `finish`).
         """
         self.receiver: FormReceiver | None = None
+        self.json_chunks: list[bytes] | None = None
+        self.refusal: DomainError | None = None
         await super().prepare()
         if self.request.method != "POST" or self._finished:
             return
@@ -117,20 +124,53 @@ class StreamedUpload(ApiHandler):
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise api_error(FileTooLarge("The upload is larger than the limit"))
+        if self.accepts_json and _is_json(self.request.headers):
+            if declared.isdigit() and int(declared) > JSON_MAX_BYTES:
+                raise DomainError("The JSON body is too large", "PAYLOAD_TOO_LARGE", status=413)
+            self.request.connection.set_max_body_size(JSON_MAX_BYTES)
+            self.json_chunks = []
+            return
         self.request.connection.set_max_body_size(max_bytes)
         try:
             self.receiver = FormReceiver(self.request.headers, store.tmp_dir(self.settings_),
                                          specs, self.form_fields, strict=self.strict_form)
         except UploadRejected as exc:
-            raise api_error(exc) from None
+            if not (declared.isdigit() and int(declared) <= DRAIN_BYTES):
+                raise api_error(exc) from None
+            self.refusal = api_error(exc)   # answered once the body is read (`run`)
 
     async def data_received(self, chunk: bytes) -> None:
         if self.receiver is not None:
             await self.receiver.feed(chunk)
+        elif self.json_chunks is not None:
+            self.json_chunks.append(chunk)
+        # else: a refused body, read and dropped
+
+    def finish(self, chunk=None):
+        """Say ``Connection: close`` on a reply sent before the request body was read:
+        Tornado drops such a connection, and the client must not send another request on it."""
+        body = getattr(self.request, "_body_future", None)
+        if not self._headers_written and body is not None and not body.done():
+            self.set_header("Connection", "close")
+        return super().finish(chunk)
+
+    def json_body(self) -> dict:
+        """The JSON object of a JSON request (`accepts_json`); 400 INVALID_JSON otherwise."""
+        try:
+            data = json.loads(b"".join(self.json_chunks or ()))
+        except (ValueError, RecursionError):
+            raise DomainError("The body is not valid JSON", "INVALID_JSON") from None
+        if not isinstance(data, dict):
+            raise DomainError("The body must be a JSON object", "INVALID_JSON")
+        return data
 
     async def run(self, handle) -> None:
         """Run `handle(form)` on the received form; storage rejections become API errors and
         the temp files are removed whatever happens."""
+        if self.refusal is not None:
+            raise self.refusal
+        if self.receiver is None:
+            raise api_error(MalformedForm("Expected a multipart/form-data body"))
         self._held_reply: list = []
         try:
             await handle(self.receiver.result())
@@ -191,6 +231,7 @@ def _model_reply(record: dict, file_url: str) -> dict:
     analysis.pop("format", None)
     return {"file_id": str(record["_id"]), "file_url": file_url, "file_size": record["size"],
             "file_format": record["format"], "original_name": record.get("original_name"),
+            "preview_status": (record.get("preview") or {}).get("preview_status"),
             **analysis}
 
 
@@ -206,7 +247,9 @@ class ModelFileUploadHandler(StreamedUpload):
     async def post(self) -> None:
         """Upload a model file (seed 000 §8, seed 001 §15): type checked by content, analysed
         (poly/vertex counts, animations, rigging, materials, textures; FBX/BLEND stored as not
-        analysed). 201 ``{file_id, file_url (signed, private), file_size, file_format,
+        analysed). Its web preview (GLB) and, for a model that gets no thumbnail of its own, a
+        rendered thumbnail are built in the background (`preview_status: "processing"`).
+        201 ``{file_id, file_url (signed, private), file_size, file_format, preview_status,
         poly_count, vertex_count, analyzed, ...}``; 400 INVALID_FILE_TYPE /
         INVALID_MODEL_FILE, 413 FILE_TOO_LARGE."""
         await self.run(self.handle)
@@ -215,6 +258,7 @@ class ModelFileUploadHandler(StreamedUpload):
         part = self.required_file(form)
         stored, record = await self.store_and_record(
             lambda: store.store_model(self.services, part), "model", part)
+        await begin_preview(self.services, record)
         url = await self.private_url(stored.key, self.settings_.download_url_ttl_minutes * 60,
                                      record.get("original_name"))
         self.write_json(_model_reply(record, url), 201)
@@ -226,8 +270,11 @@ class AnalyzeHandler(StreamedUpload):
                          label="model file"),)
 
     @multipart(file="the model file to analyse (nothing is stored)")
+    @responds(AnalysisOut)
     async def post(self) -> None:
-        """Analyse a model file without storing it (seed 001 §6 "Analyze model"): 200
+        """Analyse a model file without storing it (seed 001 §6 "Analyze model").
+
+        200
         ``{file_format, file_size, analyzed, poly_count, vertex_count, has_animations,
         has_rigging, has_materials, has_textures, material_count, texture_count,
         animation_count, texture_resolution, bounds}``. The temp file is removed."""
@@ -240,89 +287,8 @@ class AnalyzeHandler(StreamedUpload):
         self.write_json({"file_format": file_format, "file_size": part.size, **analysis})
 
 
-class ModelCreateHandler(StreamedUpload):
-    """`POST /api/models/upload` (and, through `ModelsHandler`, `POST /api/models`): create a
-    model from a multipart form with its files (seed 000 §3)."""
-
-    strict_form = True
-    form_fields = tuple(catalog.NewModelSchema().fields)
-
-    def file_specs(self) -> tuple[FileSpec, ...]:
-        image = self.settings_.max_image_bytes
-        return (FileSpec(("file", "model", "model_file"), self.settings_.max_model_bytes,
-                         label="model file"),
-                FileSpec(("thumbnail",), image, label="thumbnail"),
-                FileSpec(("preview_images", "preview_images[]"), image, MAX_PREVIEWS,
-                         label="preview image"))
-
-    @roles(*CREATOR_ROLES)
-    @multipart(title="3–120 characters", description="text", price="decimal, e.g. 29.99",
-               is_free="true/false", category="a category name",
-               tags='JSON list or comma-separated', file="the model file (required)",
-               thumbnail="an image (optional)", preview_images="0–8 images")
-    @responds(status=201)
-    async def post(self) -> None:
-        """Create a model (seed 000 §3 `POST /api/models`): creators and staff only (403 for
-        buyers, who switch with PUT /api/users/me). Fields validated with
-        `documents.catalog.ModelFieldsSchema` (422), files checked, analysed and stored; the
-        new model starts "pending". 201 with the model (owner's view)."""
-        await self.run(self.handle)
-
-    async def handle(self, form: ReceivedForm) -> None:
-        data = _form_data(form)
-        catalog.validate_fields(data, new=True)
-        if await categories.get_active_by_name(self.db, data["category"]) is None:
-            raise Invalid({"category": ["Unknown category"]})
-        part = self.required_file(form)
-        stored, records = [], []
-        try:
-            model_file = await self._keep(stored, records, "model", part,
-                                          lambda: store.store_model(self.services, part))
-            thumbnail = await self._thumbnail(form, stored, records)
-            previews = [await self._keep(stored, records, "image", p,
-                                         self._image_maker(p, thumbnail=False))
-                        for p in form.files.get("preview_images", [])]
-            model = await catalog.create_model(self.db, creator=self.current_user, data=data,
-                                               model_file=model_file, thumbnail=thumbnail,
-                                               previews=previews)
-        except BaseException:
-            await self._undo(stored, records)
-            raise
-        rendered = await catalog.render_models(self.db, [model], self.current_user)
-        self.write_json(rendered[0], 201)
-
-    def _image_maker(self, part, *, thumbnail: bool, prefix: str = "images"):
-        return lambda: store.store_image(self.services, part, prefix=prefix, thumbnail=thumbnail)
-
-    async def _thumbnail(self, form: ReceivedForm, stored: list, records: list) -> dict | None:
-        part = form.file("thumbnail")
-        if part is None:
-            return None
-        return await self._keep(stored, records, "thumbnail", part,
-                                self._image_maker(part, thumbnail=False, prefix="thumbnails"))
-
-    async def _keep(self, stored: list, records: list, kind: str, part, make) -> dict:
-        obj = await make()
-        stored.append(obj)
-        records.append(await self.record(obj, kind, part))
-        return records[-1]
-
-    async def _undo(self, stored: list, records: list) -> None:
-        for record in records:
-            await files_db.delete(self.db, record["_id"])
-        await store.remove(self.services.storage, stored)
-
-
-class ModelsHandler(ModelCreateHandler, ModelListHandler):
-    """`/api/models`: GET lists (`handlers.models.ModelListHandler`), POST creates."""
-
-
-def _form_data(form: ReceivedForm) -> dict:
-    """Form fields as the schema's input: one value each, `tags` may repeat (a list)."""
-    data: dict = {}
-    for name, values in form.fields.items():
-        data[name] = values if name == "tags" and len(values) > 1 else values[-1]
-    return data
+def _is_json(headers) -> bool:
+    return headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json"
 
 
 # --------------------------------------------------------------------------- images
@@ -434,6 +400,7 @@ class DocumentUploadHandler(PrivateFileUpload):
 
 
 class UploadHandler(ApiHandler):
+    @responds(status=204)
     async def delete(self, file_id: str) -> None:
         """Delete an uploaded file and its stored object (seed 000 §8): the owner or staff
         (403 otherwise, 404 for an unknown or invalid id; 409 FILE_IN_USE while a model uses
@@ -458,7 +425,5 @@ routes = [
     (r"/api/upload/document", DocumentUploadHandler),
     (r"/api/upload/([^/]+)", UploadHandler),
     (r"/api/users/me/avatar", AvatarUploadHandler),
-    (r"/api/models", ModelsHandler),
-    (r"/api/models/upload", ModelCreateHandler),
     (r"/api/models/analyze", AnalyzeHandler),
 ]

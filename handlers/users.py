@@ -1,6 +1,6 @@
 """User routes: own profile and settings, public profiles, follows, user administration.
 
-Issue 2 item 7; seed 000 §2 (User Management), seed 001 §7 (Settings, Social) and §13.
+From seed 000 §2 (User Management), seed 001 §7 (Settings, Social) and §13.
 
 - `GET/PUT /api/users/me`, `PUT /api/users/me/password`, `DELETE /api/users/me/account`
 - `GET /api/users/{ref}` (public profile; `ref` is an id or a username)
@@ -13,10 +13,13 @@ caller stays signed in, like a login response): old access and refresh tokens st
 """
 from __future__ import annotations
 
-from marshmallow import fields, pre_load, validate
+from urllib.parse import urlencode
 
-from documents import admin_actions, follows, notifications, sessions, users
+from marshmallow import fields, post_load, pre_load, validate
+
+from documents import account_lifecycle, email_notices, follows, sessions, user_admin, users
 from documents.errors import BadRequest
+from handlers.auth import MessageReply
 from handlers.base import (
     ApiHandler,
     ApiSchema,
@@ -27,6 +30,7 @@ from handlers.base import (
     responds,
     staff,
 )
+from handlers.schemas_out import FollowerCardOut, FollowOut, PasswordChangedOut, UserOut
 
 URL = {"schemes": {"http", "https"}, "require_tld": False}
 
@@ -51,9 +55,14 @@ class ProfileSchema(ApiSchema):
     """PUT /api/users/me: the fields a user changes on themselves (seed 000 §2 `UserProfile`).
 
     Every field is optional (a partial update); `null` or `""` clears an optional field.
+    `firstName`/`lastName` (the camelCase contract) also rebuild `full_name` unless it is given.
     """
 
     full_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
+    first_name = fields.String(data_key="firstName", allow_none=True,
+                               validate=validate.Length(max=50))
+    last_name = fields.String(data_key="lastName", allow_none=True,
+                              validate=validate.Length(max=50))
     bio = _text(500)
     avatar_url = _url()
     username = fields.String(validate=validate.Regexp(
@@ -71,6 +80,8 @@ class ProfileSchema(ApiSchema):
     portfolio_url = _url()
     skills = _tags()
     software = _tags()
+    # false: no non-transactional email (followers, comments, announcements; README "Emails")
+    email_notifications = fields.Boolean()
 
     @pre_load
     def blank_is_null(self, data, **_kw):
@@ -87,13 +98,22 @@ class ProfileSchema(ApiSchema):
 
 class UserPatchSchema(ProfileSchema):
     """PATCH /api/users/{ref}, PUT /api/admin/users/{ref}: profile fields plus account fields
-    that only admins change (seed 000 §7): user_type, staff_role, is_active, is_verified,
-    is_verified_creator."""
+    that only admins change (seed 000 §7): user_type, staff_role, is_active (or the camelCase
+    `isActive`), is_verified, is_verified_creator."""
 
     staff_role = fields.String(allow_none=True, validate=validate.OneOf(users.STAFF_ROLES))
     is_active = fields.Boolean()
+    is_active_camel = fields.Boolean(data_key="isActive")
     is_verified = fields.Boolean()
     is_verified_creator = fields.Boolean()
+
+    @post_load
+    def one_is_active(self, data, **_kw):
+        """`isActive` is `is_active` under the camelCase contract's name."""
+        if "is_active_camel" in data:
+            camel = data.pop("is_active_camel")
+            data.setdefault("is_active", camel)
+        return data
 
 
 class PasswordChangeSchema(ApiSchema):
@@ -119,7 +139,11 @@ class UserListQuery(PageQuery):
 
 
 class UserCreateSchema(ApiSchema):
-    """POST /api/users (admin): a new account with a password."""
+    """POST /api/users (admin): a new account with a password.
+
+    The camelCase contract's `firstName`, `lastName` and `roles` (e.g. ``["user", "admin"]``;
+    staff roles need a superadmin, unknown names are a 422) are accepted beside ours.
+    """
 
     email = fields.Email(required=True, validate=validate.Length(max=254))
     username = fields.String(required=True, validate=validate.Regexp(
@@ -129,24 +153,30 @@ class UserCreateSchema(ApiSchema):
     user_type = fields.String(load_default="buyer", validate=validate.OneOf(users.USER_TYPES))
     staff_role = fields.String(allow_none=True, validate=validate.OneOf(users.STAFF_ROLES))
     is_verified = fields.Boolean(load_default=False)
+    first_name = fields.String(data_key="firstName", allow_none=True,
+                               validate=validate.Length(max=50))
+    last_name = fields.String(data_key="lastName", allow_none=True,
+                              validate=validate.Length(max=50))
+    roles = fields.List(fields.String(validate=validate.Length(min=1, max=30)),
+                        validate=validate.Length(max=10))
 
 
 # --------------------------------------------------------------------------- own account
 
 class MeHandler(ApiHandler):
-    @responds()
+    @responds(UserOut)
     async def get(self):
         """The current user with private fields (email, account state, `profile`)."""
         self.write_json(users.render_private(self.current_user))
 
     @body(ProfileSchema)
-    @responds()
+    @responds(UserOut)
     async def put(self):
         """Update own profile fields (partial); buyer → creator allowed, never to staff.
 
         409 USERNAME_ALREADY_EXISTS for a taken username, 403 for creator → buyer.
         """
-        user = await users.apply_changes(self.db, self.current_user, self.current_user, self.body)
+        user = await account_lifecycle.apply_changes(self.db, self.current_user, self.current_user, self.body)
         self.write_json(users.render_private(user))
 
 
@@ -154,7 +184,7 @@ class PasswordHandler(ApiHandler):
     rate_limit = "auth"
 
     @body(PasswordChangeSchema)
-    @responds()
+    @responds(PasswordChangedOut)
     async def put(self):
         """Change the password (same policy as registration: 8–72 bytes, a letter and a digit).
 
@@ -167,6 +197,7 @@ class PasswordHandler(ApiHandler):
             self.body["new_password"], self.settings_.bcrypt_rounds)
         await sessions.end_all_sessions(self.db, user["_id"])
         await sessions.revoke_access_token(self.db, self.claims)
+        await self.services.hub.disconnect(user["_id"], reason="Password changed")
         pair = await sessions.start_session(self.db, self.settings_, user)
         self.write_json({"detail": "Password changed", "user": users.render_private(user), **pair})
 
@@ -175,12 +206,14 @@ class AccountHandler(ApiHandler):
     rate_limit = "auth"
 
     @body(AccountDeleteSchema)
+    @responds(status=204)
     async def delete(self):
         """Delete the own account after confirmation; personal data removed, sessions ended (204)."""
         user = self.current_user
         await users.confirm_deletion(user, self.body.get("password"), self.body.get("confirm"))
-        await users.delete_account(self.db, user["_id"])
+        await account_lifecycle.delete_account(self.db, user["_id"])
         await sessions.revoke_access_token(self.db, self.claims)
+        await self.services.hub.disconnect(user["_id"], reason="Account deleted")
         self.no_content()
 
 
@@ -188,7 +221,7 @@ class MyFollowersHandler(ApiHandler):
     direction = "followers"
 
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(FollowerCardOut, paginated=True)
     async def get(self):
         """Own followers (or followings) as brief user cards with `followed_at`, newest first
         (seed 001 §7 Social)."""
@@ -205,34 +238,46 @@ class MyFollowingHandler(MyFollowersHandler):
 
 class UserHandler(ApiHandler):
     @public
-    @responds()
+    @responds(UserOut)
     async def get(self, user_id_or_username):
         """A public profile by id or username (no email, phone or account state); 404 when
-        unknown, deleted, deactivated or banned. `is_following` tells whether the caller follows."""
+        unknown, deleted, deactivated or banned. `is_following` tells whether the caller follows.
+
+        Staff with `users.manage` also get `email`, `roles` and `isActive`/`is_active`.
+        """
         user = await users.find_visible(self.db, user_id_or_username)
-        out = users.render_public(user)
+        admin = users.has_permission(self.current_user, "users.manage")
+        out = users.render_for_admin(user) if admin else users.render_public(user)
         me = self.current_user
         out["is_following"] = (await follows.is_following(self.db, me["_id"], user["_id"])
                                if me else None)
         self.write_json(out)
 
     @body(UserPatchSchema)
-    @responds()
+    @responds(UserOut)
     async def patch(self, user_id_or_username):
         """Change a user: own profile fields by the user; account fields by admins, staff roles
         by superadmins (403 otherwise). Admin changes are recorded as `user_updated`."""
         target = await users.find_existing(self.db, user_id_or_username)
-        user = await users.apply_changes(self.db, self.current_user, target, self.body)
-        if target["_id"] != self.current_user["_id"]:
-            await admin_actions.record(self.db, self.current_user, "user_updated", "user",
-                                       target["_id"], {"fields": sorted(self.body)})
+        user = await account_lifecycle.apply_changes(self.db, self.current_user, target, self.body)
+        await disconnect_if_deactivated(self, target, user)
         self.write_json(users.render_private(user))
 
     @staff("users.delete")
+    @responds(MessageReply)
     async def delete(self, user_id_or_username):
-        """Delete (anonymise) another account: superadmin only, never yourself (204)."""
+        """Delete (anonymise) another account: superadmin only; 200 ``{message}``.
+
+        400 CANNOT_DELETE_SELF for your own account; 404 for an unknown one.
+        """
         await delete_user(self, user_id_or_username)
-        self.no_content()
+        self.write_json({"message": "User deleted"})
+
+
+async def disconnect_if_deactivated(handler: ApiHandler, before: dict, after: dict) -> None:
+    """An account just deactivated loses its open sockets on every instance (4401)."""
+    if before.get("is_active", True) and not after.get("is_active", True):
+        await handler.services.hub.disconnect(after["_id"], reason="Account deactivated")
 
 
 async def delete_user(handler: ApiHandler, ref: str) -> None:
@@ -242,29 +287,23 @@ async def delete_user(handler: ApiHandler, ref: str) -> None:
         raise BadRequest("Delete your own account with DELETE /api/users/me/account",
                          "CANNOT_DELETE_SELF")
     users.check_changes(handler.current_user, target, {})
-    await users.delete_account(handler.db, target["_id"])
-    await admin_actions.record(handler.db, handler.current_user, "user_deleted", "user",
-                               target["_id"], {"username": target["username"]})
+    await account_lifecycle.delete_account(handler.db, target["_id"], by=handler.current_user)
+    await handler.services.hub.disconnect(target["_id"], reason="Account deleted")
 
 
 class FollowHandler(ApiHandler):
-    @responds(status=201)
+    @responds(FollowOut, status=201)
     async def post(self, user_id_or_username):
         """Follow a user (seed 000 §2): 201 `{is_following, user, followers_count}`;
         400 CANNOT_FOLLOW_SELF, 409 ALREADY_FOLLOWING, 404 unknown user. The followed user
-        gets a `new_follower` notification."""
+        gets a `new_follower` notification and, unless they turned emails off, an email."""
         me = self.current_user
         target = await users.find_visible(self.db, user_id_or_username)
-        await follows.follow(self.db, me, target)
-        await notifications.notify(
-            self.db, self.services.hub, target["_id"], "new_follower", "New follower",
-            f"{me['username']} started following you",
-            data={"follower_id": str(me["_id"]), "follower_username": me["username"],
-                  "follower": users.render_brief(me)},
-            action_url=f"/profile/{me['username']}")
+        await follows.follow(self.db, self.services.hub, me, target)
+        await email_notices.new_follower(self.services.mailer, me, target)
         await self._answer(target["_id"], True, 201)
 
-    @responds()
+    @responds(FollowOut)
     async def delete(self, user_id_or_username):
         """Unfollow a user: 200 `{is_following: false, user, followers_count}`;
         404 NOT_FOLLOWING when the caller did not follow them."""
@@ -283,7 +322,7 @@ class FollowersHandler(ApiHandler):
 
     @public
     @query(PageQuery)
-    @responds(paginated=True)
+    @responds(FollowerCardOut, paginated=True)
     async def get(self, user_id_or_username):
         """Followers (or followings) of a public profile as brief user cards, newest first."""
         user = await users.find_visible(self.db, user_id_or_username)
@@ -301,31 +340,48 @@ class FollowingHandler(FollowersHandler):
 class UsersHandler(ApiHandler):
     @staff("users.manage")
     @query(UserListQuery)
-    @responds(paginated=True)
+    @responds(UserOut, many=True)
     async def get(self):
-        """The admin user list: search (username, email, full name), user_type, is_verified,
-        status active|banned|inactive; newest first, admin view of each user."""
-        await list_users(self)
+        """The admin user list as a bare array, with `X-Total-Count` and `Link` headers for pages.
+
+        Filters: search (username, email, full name), user_type, is_verified, status
+        active|banned|inactive; newest first, admin view of each user. `GET /api/admin/users`
+        answers the same users in the `{items, total, page, limit, pages}` envelope.
+        """
+        items, meta = await user_page(self)
+        self.set_header("X-Total-Count", str(meta["total"]))
+        self.set_header("Link", page_links(self.request.path, self.query, meta))
+        self.write_json(items)
 
     @staff("users.manage")
     @body(UserCreateSchema)
-    @responds(status=201)
+    @responds(UserOut, status=201)
     async def post(self):
-        """Create an account with a password (201); `staff_role` only by a superadmin (403)."""
-        user = await users.create_by_admin(self.db, self.current_user, self.body,
-                                           self.settings_.bcrypt_rounds)
-        await admin_actions.record(self.db, self.current_user, "user_created", "user",
-                                   user["_id"], {"staff_role": user.get("staff_role")})
+        """Create an account with a password (201); a staff role only by a superadmin (403).
+
+        409 EMAIL_ALREADY_EXISTS / USERNAME_ALREADY_EXISTS; 422 for bad fields or roles.
+        """
+        user = await user_admin.create_by_admin(self.db, self.current_user, self.body,
+                                                self.settings_.bcrypt_rounds)
         self.write_json(users.render_private(user), 201)
 
 
-async def list_users(handler: ApiHandler) -> None:
+async def user_page(handler: ApiHandler) -> tuple[list[dict], dict]:
     """Shared by GET /api/users and /api/admin/users: one page of the filtered user list."""
     filters = {k: handler.query[k] for k in ("search", "user_type", "is_verified", "status")
                if k in handler.query}
-    items, meta = await users.list_page(handler.db, filters, page=handler.query["page"],
-                                        limit=handler.query["limit"])
-    handler.write_page(items, meta)
+    return await user_admin.list_page(handler.db, filters, page=handler.query["page"],
+                                      limit=handler.query["limit"])
+
+
+def page_links(path: str, params: dict, meta: dict) -> str:
+    """An RFC 8288 `Link` value with the first, prev, next and last pages of a list."""
+    pages, page = max(meta["pages"], 1), meta["page"]
+    wanted = {"first": 1, "prev": page - 1 if page > 1 else None,
+              "next": page + 1 if page < pages else None, "last": pages}
+    plain = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+    return ", ".join(f'<{path}?{urlencode({**plain, "page": number})}>; rel="{rel}"'
+                     for rel, number in wanted.items() if number is not None)
 
 
 routes = [

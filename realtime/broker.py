@@ -1,6 +1,6 @@
 """Brokers: how an event reaches every instance, and the bounded history of each channel.
 
-A broker carries *frames* (the JSON text sent to sockets, DESIGN §4) on named channels and
+A broker carries *frames* (the JSON text sent to sockets, docs/architecture.md §6) on named channels and
 gives each history event a per-channel **offset**. Two implementations:
 
 - `MemoryBroker` (embedded default, one process): delivers in-process; history is an
@@ -12,7 +12,8 @@ gives each history event a per-channel **offset**. Two implementations:
   is never in one and not the other. Each process holds ONE pub/sub connection, subscribed
   only to the channels with local subscribers; a reader task reconnects with backoff when
   Redis goes away and resubscribes every current channel, then tells the hub, which fills
-  the gap from history.
+  the gap from history. `realtime.cluster.ClusterBroker` is the same on a Redis Cluster
+  (sharded pub/sub, keys tagged by channel).
 
 Offsets: the offset is the value of a per-channel counter (``INCR``), also used as the
 stream entry id ``<offset>-0`` so history reads are a plain ``XRANGE``. A fresh counter
@@ -45,10 +46,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from realtime.recent import PER_CHANNEL, RESTORE_SCRIPT, RecentFrames
+
 log = logging.getLogger("hwc3d.realtime")
 
 Deliver = Callable[[str, "int | None", "str | bytes"], None]
 OnResubscribed = Callable[[list], Awaitable[None]]
+OnLost = Callable[[list], Awaitable[None]]
 
 def offset_base(clock: Callable[[], float] = time.time) -> int:
     """The value a fresh channel counter starts from (its first offset is one more):
@@ -82,7 +86,8 @@ class MemoryBroker:
         self._deliver: Deliver | None = None
         self._publishes = 0
 
-    async def start(self, deliver: Deliver, on_resubscribed: OnResubscribed | None = None) -> None:
+    async def start(self, deliver: Deliver, on_resubscribed: OnResubscribed | None = None,
+                    on_lost: OnLost | None = None) -> None:
         self._deliver = deliver
 
     async def subscribe(self, channel: str) -> bool:
@@ -148,7 +153,8 @@ def _complete(frames: list, since: int, top: int) -> bool:
         return True
     if since > top or not frames:
         return False
-    return frames[0][0] == since + 1
+    # offsets are unique and increasing: the first and the count tell that none is missing
+    return frames[0][0] == since + 1 and frames[-1][0] == since + len(frames) == top
 
 
 # --------------------------------------------------------------------------- Redis
@@ -164,7 +170,7 @@ redis.call('PUBLISH', ARGV[1], offset .. '\\n' .. frame)
 return offset
 """
 
-MIN_BACKOFF, MAX_BACKOFF = 0.1, 5.0
+MIN_BACKOFF, MAX_BACKOFF = 0.1, 1.0
 MAX_CONNECTIONS, POOL_TIMEOUT = 200, 5.0
 
 
@@ -190,25 +196,15 @@ class RedisBroker:
     lost until it is back: meanwhile the hub does not try Redis at all.
     """
 
-    def __init__(self, url: str, history_size: int, history_ttl: int, *,
+    publish_script = PUBLISH_SCRIPT
+    message_kind, subscribe_kind = b"message", b"subscribe"
+
+    def __init__(self, url: str | None, history_size: int, history_ttl: int, *,
                  prefix: str = "hwc3d:rt:", ping_interval: float = 5.0,
                  max_connections: int = MAX_CONNECTIONS, pool_timeout: float = POOL_TIMEOUT):
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         self._size, self._ttl, self._prefix = history_size, int(history_ttl), prefix
-        # A blocking pool: a burst of joins (each needs a few commands) waits up to
-        # `pool_timeout` s for a free connection instead of failing with "Too many
-        # connections" (the default pool's behaviour once `max_connections` are in use).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=pool_timeout,
-            retry=Retry(NoBackoff(), 1), socket_connect_timeout=2, socket_timeout=5)
-        self.commands = aioredis.Redis.from_pool(pool)
-        self._pubsub_pool = aioredis.from_url(
-            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=None,
-            protocol=2).connection_pool
-        self._script = self.commands.register_script(PUBLISH_SCRIPT)
+        self._open(url, max_connections, pool_timeout)
+        self._script = self.commands.register_script(self.publish_script)
         self._ping_interval = ping_interval
         self._channels: set[str] = set()
         self._sent: dict[str, int] = {}
@@ -222,19 +218,44 @@ class RedisBroker:
         self._tasks: list[asyncio.Task] = []
         self._deliver: Deliver | None = None
         self._on_resubscribed: OnResubscribed | None = None
+        self._on_lost: OnLost | None = None
+        self.recent = RecentFrames(min(history_size, PER_CHANNEL), ttl=history_ttl)
+        self._restore = self.commands.register_script(RESTORE_SCRIPT)
+
+    def _open(self, url: str, max_connections: int, pool_timeout: float) -> None:
+        """The command client (`self.commands`) and the pool of the pub/sub connection."""
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # A blocking pool: a burst of joins (each needs a few commands) waits up to
+        # `pool_timeout` s for a free connection instead of failing with "Too many
+        # connections" (the default pool's behaviour once `max_connections` are in use).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout,
+            retry=Retry(NoBackoff(), 1), socket_connect_timeout=2, socket_timeout=5)
+        self.commands = aioredis.Redis.from_pool(pool)
+        self._pubsub_pool = aioredis.from_url(
+            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=None,
+            protocol=2).connection_pool
 
     @property
     def connected(self) -> bool:
         """False while Redis is known to be unreachable (the pub/sub connection failed and is
-        not back yet)."""
+        not back yet, or the history it lost is still being written back)."""
         return self._healthy
 
     def _key(self, kind: str, channel: str) -> str:
         return f"{self._prefix}{kind}:{channel}"
 
-    async def start(self, deliver: Deliver, on_resubscribed: OnResubscribed | None = None) -> None:
-        """Start the reader (connects in the background; never raises when Redis is down)."""
-        self._deliver, self._on_resubscribed = deliver, on_resubscribed
+    async def start(self, deliver: Deliver, on_resubscribed: OnResubscribed | None = None,
+                    on_lost: OnLost | None = None) -> None:
+        """Start the reader (connects in the background; never raises when Redis is down).
+
+        `on_lost(channels)` is awaited after a reconnect with the channels whose history
+        could not be bridged (see `realtime.recent`), before `connected` turns True.
+        """
+        self._deliver, self._on_resubscribed, self._on_lost = deliver, on_resubscribed, on_lost
         self._tasks = [asyncio.create_task(self._run(), name="redis-pubsub-reader"),
                        asyncio.create_task(self._watchdog(), name="redis-pubsub-watchdog")]
         try:
@@ -328,7 +349,7 @@ class RedisBroker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
-    async def _connect(self) -> None:
+    async def _open_pubsub(self) -> None:
         conn = self._pubsub_pool.make_connection()
         try:
             await conn.connect()
@@ -337,7 +358,13 @@ class RedisBroker:
             raise
         async with self._lock:
             self._conn = conn
+
+    async def _connect(self) -> None:
+        await self._open_pubsub()
         self._last_read = time.monotonic()
+        lost = await self.restore_history()
+        if lost and self._on_lost is not None:
+            await self._on_lost(lost)
         channels = sorted(self._channels)
         for start in range(0, len(channels), 500):
             futures = await self._send_subscribe(channels[start:start + 500])
@@ -352,19 +379,29 @@ class RedisBroker:
         except Exception:
             log.warning("gap repair after reconnect failed", exc_info=True)
 
+    def _channel_of(self, name: bytes) -> str:
+        """Our channel name from its pub/sub channel name (see `_key`)."""
+        return name.decode()[len(self._prefix) + 3:]
+
     async def _read(self) -> None:
-        prefix = len(self._key("ch", ""))
         while True:
-            reply = await self._conn.read_response()
-            self._last_read = time.monotonic()
-            kind = reply[0]
-            if kind == b"message":
-                channel = reply[1].decode()[prefix:]
-                offset, _, frame = reply[2].partition(b"\n")
-                if self._deliver is not None:
-                    self._deliver(channel, int(offset) if offset else None, frame)
-            elif kind == b"subscribe":
-                self._confirmed(reply[1].decode()[prefix:])
+            self._received(await self._conn.read_response())
+
+    def _received(self, reply) -> bytes:
+        """Handle one reply of a pub/sub connection; returns its kind."""
+        self._last_read = time.monotonic()
+        kind = reply[0]
+        if kind == self.message_kind:
+            channel = self._channel_of(reply[1])
+            offset, _, frame = reply[2].partition(b"\n")
+            offset = int(offset) if offset else None
+            if offset is not None:
+                self.recent.add(channel, offset, frame)
+            if self._deliver is not None:
+                self._deliver(channel, offset, frame)
+        elif kind == self.subscribe_kind:
+            self._confirmed(self._channel_of(reply[1]))
+        return kind
 
     async def _drop(self) -> None:
         async with self._lock:
@@ -399,12 +436,35 @@ class RedisBroker:
         """
         if not history:
             frame = finish_frame(head, None)
-            await self.commands.publish(self._key("ch", channel), b"\n" + frame.encode())
+            await self._publish_transient(self._key("ch", channel), b"\n" + frame.encode())
             return None, frame
+        known = self.recent.top(channel)
         offset = int(await self._script(
             keys=[self._key("off", channel), self._key("hist", channel)],
-            args=[self._key("ch", channel), head, offset_base(), self._size, self._ttl]))
-        return offset, finish_frame(head, offset)
+            args=[self._key("ch", channel), head, offset_base() if known is None else known,
+                  self._size, self._ttl]))
+        frame = finish_frame(head, offset)
+        self.recent.add(channel, offset, frame)
+        return offset, frame
+
+    async def _publish_transient(self, name: str, data: bytes) -> None:
+        await self.commands.publish(name, data)
+
+    async def restore_history(self) -> list[str]:
+        """Write this instance's recent frames back into Redis (see `realtime.recent`);
+        returns the channels whose history cannot bridge them. Raises redis errors."""
+        lost = []
+        for channel, frames in self.recent.channels():
+            args: list = [self._size, self._ttl]
+            for offset, frame in frames:
+                args += [offset, frame]
+            if await self._restore(keys=[self._key("off", channel), self._key("hist", channel)],
+                                   args=args):
+                lost.append(channel)
+        if lost:
+            log.warning("history of %d channels could not be rebuilt after Redis came back",
+                        len(lost))
+        return lost
 
     async def position(self, channel: str) -> int:
         return int(await self.commands.get(self._key("off", channel)) or 0)

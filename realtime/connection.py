@@ -53,7 +53,7 @@ class Connection:
     ``is_staff``...). `on_slow` is called once when the socket overflows (metrics).
     """
 
-    __slots__ = ("info", "channel", "present", "left", "closed", "_send", "_close",
+    __slots__ = ("info", "channel", "present", "left", "closed", "seq", "session", "_send", "_close",
                  "_limit", "_on_slow", "_held", "_live", "_last_offset", "_unflushed")
 
     def __init__(self, send: Callable[[str], Awaitable], close: Callable[[int, str], None], *,
@@ -63,6 +63,8 @@ class Connection:
         self.present = False            # counted in the channel's presence
         self.left = False
         self.closed = False
+        self.seq = 0                    # join order on this instance (set by the hub)
+        self.session: str | None = None  # the sign-in session of its token
         self._send, self._close, self._limit, self._on_slow = send, close, limit, on_slow
         self._held: list | None = None  # live frames that arrive before go_live
         self._live = False

@@ -1,4 +1,4 @@
-"""The hub of one process (DESIGN §4): channel registry, local fan-out, publish, presence.
+"""The hub of one process (docs/architecture.md §6): channel registry, local fan-out, publish, presence.
 
 - Registry: channel → the local `Connection`s joined to it. The broker is subscribed to a
   channel while it has at least one local connection (Redis: SUBSCRIBE on the first,
@@ -12,14 +12,12 @@
   broker resubscribes and the hub reads the channel's history from that offset, holding live
   events meanwhile, so events published elsewhere during the outage still arrive, in order,
   once (as far as the history reaches).
-- Presence (support, community): joining adds the socket to the channel's presence and, for
-  a user's first socket, publishes `presence_joined`; leaving publishes `presence_left` when
-  the user's last socket goes. Presence and typing events are transient: offset null, not in
-  history. Joining and leaving cost O(1) in Redis (per-user socket counts); the `presence`
-  frame lists at most `presence.SNAPSHOT_LIMIT` users with the exact `count` and
-  `staff_online`. A heartbeat task keeps this instance alive in Redis, puts its counts back
-  when its mark had lapsed (Redis restarted, or it looked dead), and sweeps the counts of
-  dead instances (announcing `presence_left`).
+- Presence (support, community; `realtime.hub_presence`): per-user `presence_joined` /
+  `presence_left` in tickets and small communities, a `presence_count` at most once per
+  second in large ones. Presence and typing events are transient: offset null, not in
+  history.
+- Broker outages: events wait in the outbox (`realtime.outbox`); history Redis lost is
+  rebuilt (`realtime.recent`); otherwise subscribers get a `resync` frame.
 - Recovery reasons in the `recovered` frame: `invalid_since`, `history_expired`,
   `history_unavailable` (Redis unreachable) and `history_busy` (no Redis connection free
   within the pool's wait, after retries: this instance is overloaded, Redis is fine).
@@ -39,11 +37,23 @@ from typing import Any
 
 from realtime.broker import MemoryBroker, RedisBroker, finish_frame, pool_exhausted
 from realtime.connection import Connection, control_frame, now_iso
-from realtime.presence import SNAPSHOT_LIMIT, MemoryPresence, RedisPresence
+from realtime.control import CONTROL, HubControl
+from realtime.hub_presence import COALESCE_ABOVE, HubPresence
+from realtime.outbox import Outbox
+from realtime.presence import MemoryPresence, RedisPresence
 
 log = logging.getLogger("hwc3d.realtime")
 
 GOING_AWAY = 1001
+RESYNC = "resync"
+OUTBOX_SIZE = 10_000
+
+
+def resync_frame(channel: str, reason: str) -> str:
+    """``{"type": "resync", "channel", "reason", "offset": null, "data": {"reason"}, "ts"}``:
+    this socket may have missed events of `channel`; the client refetches over REST."""
+    return json.dumps({"type": RESYNC, "channel": channel, "reason": reason, "offset": None,
+                       "data": {"reason": reason}, "ts": now_iso()}, separators=(",", ":"))
 
 
 class ShuttingDown(Exception):
@@ -70,7 +80,7 @@ def _lost_reason(complete: bool, since: int | None, top: int | None,
     return failure or ("history_unavailable" if top is None else "history_expired")
 
 
-class Hub:
+class Hub(HubPresence, HubControl):
     """Channel registry and fan-out of one process; see the module doc."""
 
     def __init__(self, settings, broker, presence, metrics, *, instance_id: str | None = None,
@@ -90,11 +100,23 @@ class Hub:
         self._closing = False
         self._tasks: list[asyncio.Task] = []
         self._leaving: set[asyncio.Task] = set()
+        self.outbox = Outbox(getattr(settings, "outbox_size", OUTBOX_SIZE))
+        self._echo: dict[str, dict[bytes, int]] = {}
+        self._joins = 0                 # join sequence number of the newest local socket
+        self._coalesce_above = getattr(settings, "presence_coalesce_above", COALESCE_ABOVE)
+        self._users: dict[str, int] = {}    # users present per channel, as last seen
+        self._uncounted: set[str] = set()   # channels whose presence_count is due
+        self._count_due = asyncio.Event()
 
     async def start(self) -> None:
         """Start the broker and the presence heartbeat."""
-        await self.broker.start(self._deliver, self._resubscribed)
+        await self.broker.start(self._deliver, self._resubscribed, self._history_lost)
+        await self.broker.subscribe(CONTROL)
         self._tasks.append(asyncio.create_task(self._beat(), name="hub-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._count_presence(), name="hub-presence-count"))
+        self._tasks.append(asyncio.create_task(self.outbox.run(
+            lambda: self.broker.connected, self._publish_queued, self._dropped, self._resync),
+            name="hub-outbox"))
 
     # ---------------------------------------------------------------- publish
 
@@ -103,22 +125,59 @@ class Hub:
 
         `data` is rendered (ids → strings, datetimes → ISO Z). Returns the event
         ``{"type", "channel", "offset", "data", "ts"}``; `offset` is None for a transient event
-        (`history=False`: typing, presence) or when the broker is unreachable.
+        (`history=False`: typing, presence) or when the event waits in the outbox (the broker
+        is unreachable: it is delivered to this instance's sockets now and published, with its
+        offset, when the broker is back; see `realtime.outbox`). Never raises for a broker
+        failure. A ``resync`` event also carries its reason at the top level.
         """
         event = {"type": type, "channel": channel, "data": self.render(data), "ts": now_iso()}
+        if type == RESYNC:
+            event["reason"] = event["data"].get("reason")
         head = json.dumps(event, separators=(",", ":"), default=str)[:-1] + ',"offset":'
-        offset, frame = None, None
-        if self.broker.connected:
-            try:
-                offset, frame = await self.broker.publish(channel, head, history=history)
-            except Exception as exc:
-                log.warning("publish on %s went local only: %s", channel, exc)
-        if frame is None:
-            self._deliver(channel, None, finish_frame(head, None))
+        offset = None
         self.metrics.events_published.labels(hub_label(channel)).inc()
+        if history and (self.outbox.entries or not self.broker.connected):
+            self._queue(channel, head)
+            return {**event, "offset": None}
+        try:
+            if not self.broker.connected:
+                raise ConnectionError("broker unreachable")
+            offset, _frame = await self.broker.publish(channel, head, history=history)
+        except Exception as exc:
+            if history:
+                log.warning("publish on %s waits in the outbox: %s", channel, exc)
+                self._queue(channel, head)
+            else:
+                self._deliver(channel, None, finish_frame(head, None))
         return {**event, "offset": offset}
 
+    def _queue(self, channel: str, head: str) -> None:
+        """Deliver locally now (offset null) and queue for the broker (see realtime.outbox)."""
+        self._deliver(channel, None, finish_frame(head, None))
+        if self.outbox.put(channel, head, self._joins) and self._channels.get(channel):
+            self._echo.setdefault(channel, {})[head.encode()] = self._joins
+
+    async def _publish_queued(self, entry) -> None:
+        await self.broker.publish(entry.channel, entry.head, history=entry.history)
+
+    def _dropped(self, entry) -> None:
+        echo = self._echo.get(entry.channel)
+        if echo is not None:
+            echo.pop(entry.head.encode(), None)
+
+    async def _resync(self, channel: str, reason: str = "outbox_overflow") -> None:
+        self.metrics.resyncs.labels(hub_label(channel), reason).inc()
+        await self.publish(channel, RESYNC, {"reason": reason})
+
+    async def _history_lost(self, channels: list[str]) -> None:
+        """The broker could not rebuild these channels' history: resync their subscribers."""
+        for channel in channels:
+            await self._resync(channel, "history_lost")
+
     def _deliver(self, channel: str, offset: int | None, frame: str | bytes) -> None:
+        if channel == CONTROL:
+            self._control(frame)
+            return
         held = self._repairing.get(channel)
         if held is not None:
             held.append((offset, frame))
@@ -136,6 +195,12 @@ class Hub:
             return
         if isinstance(frame, str):
             frame = frame.encode()      # once, not once per socket
+        if self._echo and offset is not None and channel in self._echo:
+            seen = self._echo[channel].pop(frame[:frame.rfind(b'"offset":') + 9], None)
+            if not self._echo[channel]:
+                del self._echo[channel]
+            if seen is not None:        # local sockets up to `seen` got it from the outbox
+                members = [conn for conn in members if conn.seq > seen]
         for conn in list(members):
             conn.deliver(offset, frame)
         self.metrics.events_delivered.labels(hub_label(channel)).inc(len(members))
@@ -153,22 +218,29 @@ class Hub:
             if last is None or channel in self._repairing:
                 continue
             self._repairing[channel] = []
+            reason = "history_lost"
             try:
-                frames, _complete, _top = await self.broker.history(channel, last)
+                frames, complete, _top = await self.broker.history(channel, last)
             except Exception as exc:
                 log.warning("history of %s unavailable after reconnect: %s", channel, exc)
-                frames = []
+                frames, complete, reason = [], False, "history_unavailable"
             held = self._repairing.pop(channel, [])
+            if not complete:            # the history does not bridge the outage
+                self.metrics.resyncs.labels(hub_label(channel), reason).inc()
+                for conn in list(self._channels.get(channel, ())):
+                    conn.push(resync_frame(channel, reason), force=True)
             for offset, frame in frames + held:
                 self._fanout(channel, offset, frame)
 
     # ---------------------------------------------------------------- sockets
 
-    def connection(self, send, close, info: dict) -> Connection:
-        """A `Connection` for a socket with `send`/`close` and presence `info` (queue bound:
-        settings.ws_queue_size)."""
-        return Connection(send, close, limit=self.settings.ws_queue_size, info=info,
+    def connection(self, send, close, info: dict, session: str | None = None) -> Connection:
+        """A `Connection` for a socket with `send`/`close`, presence `info` and the sign-in
+        `session` it belongs to (closed by `disconnect`); queue bound: settings.ws_queue_size."""
+        conn = Connection(send, close, limit=self.settings.ws_queue_size, info=info,
                           on_slow=self._slow)
+        conn.session = session
+        return conn
 
     def _slow(self, conn: Connection) -> None:
         """A socket overflowed its queue: count it and take it out of the channel at once
@@ -189,6 +261,8 @@ class Hub:
         if conn.left:
             return
         conn.channel = channel
+        self._joins += 1
+        conn.seq = self._joins
         self._channels.setdefault(channel, set()).add(conn)
         self._idle.clear()
         self.metrics.sockets.labels(hub_label(channel)).inc()
@@ -239,57 +313,6 @@ class Hub:
                                          else "history_unavailable")
         raise AssertionError("unreachable")
 
-    async def _add_presence(self, conn: Connection, channel: str) -> None:
-        try:
-            first = await self.presence.add(channel, conn.info)
-        except Exception as exc:
-            log.warning("presence of %s unavailable: %s", channel, exc)
-            return
-        conn.present = True
-        if conn.left:
-            await self._remove_presence(conn, channel)
-        elif first:
-            await self.publish(channel, "presence_joined", conn.info, history=False)
-
-    async def _remove_presence(self, conn: Connection, channel: str) -> None:
-        conn.present = False
-        try:
-            info = await self.presence.remove(channel, conn.info)
-        except Exception as exc:
-            log.warning("presence removal on %s failed: %s", channel, exc)
-            return
-        if info is not None:
-            await self.publish(channel, "presence_left", info, history=False)
-
-    def _local_presence(self, channel: str) -> dict[str, tuple[int, dict]]:
-        """{user_id: (sockets, info)} of this instance's sockets counted in `channel`."""
-        local: dict[str, tuple[int, dict]] = {}
-        for conn in self._channels.get(channel, ()):
-            if conn.present:
-                count, _info = local.get(conn.info["user_id"], (0, conn.info))
-                local[conn.info["user_id"]] = (count + 1, conn.info)
-        return local
-
-    def _presence_channels(self) -> list[str]:
-        return [c for c, members in self._channels.items() if any(m.present for m in members)]
-
-    async def _restore_presence(self, channel: str) -> None:
-        """Put this instance's counts of `channel` back (Redis lost them, or this instance
-        was swept as dead); announce users whose removal was missed meanwhile."""
-        for info in await self.presence.restore(channel, self._local_presence(channel)):
-            await self.publish(channel, "presence_left", info, history=False)
-
-    async def presence_snapshot(self, channel: str) -> dict:
-        """``{"users": [info...] (at most presence.SNAPSHOT_LIMIT), "count", "staff_online"}``
-        for `channel` (all instances; this instance's sockets when presence is down)."""
-        try:
-            return await self.presence.snapshot(channel)
-        except Exception:
-            users = list({c.info["user_id"]: c.info
-                          for c in self._channels.get(channel, ())}.values())
-        return {"users": users[:SNAPSHOT_LIMIT], "count": len(users),
-                "staff_online": any(u.get("is_staff") for u in users)}
-
     def release(self, conn: Connection) -> None:
         """`leave` from synchronous code (a socket's on_close); the hub keeps the task."""
         task = asyncio.create_task(self.leave(conn))
@@ -312,6 +335,9 @@ class Hub:
             del self._channels[channel]
             self._subscribed.pop(channel, None)
             self._last.pop(channel, None)
+            self._echo.pop(channel, None)
+            self._users.pop(channel, None)
+            self._uncounted.discard(channel)
             try:
                 await self.broker.unsubscribe(channel)
             except Exception:
@@ -328,21 +354,6 @@ class Hub:
         return sum(len(m) for m in self._channels.values())
 
     # ---------------------------------------------------------------- heartbeat, shutdown
-
-    async def _beat(self) -> None:
-        while True:
-            try:
-                channels = self._presence_channels()
-                if await self.presence.heartbeat(channels):
-                    for channel in channels:
-                        await self._restore_presence(channel)
-                for channel, info in await self.presence.sweep(channels):
-                    await self.publish(channel, "presence_left", info, history=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("presence heartbeat failed: %s", exc)
-            await asyncio.sleep(self._heartbeat)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """SIGTERM: refuse new sockets, close every local socket with 1001 "server shutting
@@ -375,10 +386,20 @@ class Hub:
 
 
 async def open_hub(settings, redis, metrics, render: Callable[[Any], Any] | None = None) -> Hub:
-    """The hub of this process: Redis broker and presence when settings.redis_url is set
-    (the hub opens its own connections to it: commands without retries, one pub/sub
-    connection; `redis`, the shared client, is not used), in-process ones otherwise."""
-    if settings.redis_url:
+    """The hub of this process: on a Redis Cluster when settings.redis_cluster_nodes is set
+    (`realtime.cluster`: one subscriber connection per shard, keys tagged by channel), else
+    on Redis when settings.redis_url is set (the hub opens its own connections to it:
+    commands without retries, one pub/sub connection; `redis`, the shared client, is not
+    used), in-process ones otherwise (docs/architecture.md §6)."""
+    if settings.redis_cluster_nodes:
+        from realtime.cluster import ClusterBroker
+
+        broker = ClusterBroker(settings.redis_cluster_nodes, settings.history_size,
+                               settings.history_ttl_seconds)
+        hub_presence = RedisPresence(broker.commands, uuid.uuid4().hex[:12], cluster=True)
+        hub = Hub(settings, broker, hub_presence, metrics, instance_id=hub_presence.instance_id,
+                  render=render)
+    elif settings.redis_url:
         broker = RedisBroker(settings.redis_url, settings.history_size,
                              settings.history_ttl_seconds)
         hub_presence = RedisPresence(broker.commands, uuid.uuid4().hex[:12])

@@ -1,4 +1,4 @@
-"""Presence: who is online in a channel (DESIGN §4), across every instance.
+"""Presence: who is online in a channel (docs/architecture.md §6), across every instance.
 
 Presence counts sockets per user: a user with several sockets (tabs, instances) counts
 once. `add(channel, info)` answers whether this is the user's first socket in the channel
@@ -17,11 +17,13 @@ most `limit` users, with the exact `count` and `staff_online`.
   seconds with a TTL of three heartbeats tells live instances from dead ones: `sweep`
   takes a dead instance's counts out of the channel (once, atomically) and reports the
   users that left so the hub can announce it. Channel keys expire `ttl` seconds after the
-  last heartbeat that renewed them.
+  last heartbeat that renewed them. On a Redis Cluster (``cluster=True``) ``<p>`` is
+  ``<prefix>presence:{<channel>}``: the hash tag puts every key of a channel in one slot.
 """
 from __future__ import annotations
 
 import json
+import time
 
 SNAPSHOT_LIMIT = 100
 
@@ -36,31 +38,49 @@ class MemoryPresence:
     def __init__(self) -> None:
         self._counts: dict[str, dict[str, int]] = {}
         self._infos: dict[str, dict[str, dict]] = {}
+        self._counted: dict[str, float] = {}
 
-    async def add(self, channel: str, info: dict) -> bool:
-        """Count one more socket of ``info["user_id"]``; True when it is the user's first."""
+    async def add(self, channel: str, info: dict) -> tuple[bool, int]:
+        """Count one more socket of ``info["user_id"]``; (whether it is the user's first,
+        users now present)."""
         counts = self._counts.setdefault(channel, {})
         user = info["user_id"]
         counts[user] = counts.get(user, 0) + 1
         if counts[user] == 1:
             self._infos.setdefault(channel, {})[user] = info
-            return True
-        return False
+        return counts[user] == 1, len(counts)
 
-    async def remove(self, channel: str, info: dict) -> dict | None:
-        """Count one socket fewer; the user's info when it was the last, else None."""
+    async def remove(self, channel: str, info: dict) -> tuple[dict | None, int]:
+        """Count one socket fewer; (the user's info when it was the last, else None; users
+        still present)."""
         counts, user = self._counts.get(channel, {}), info["user_id"]
         if user not in counts:
-            return None
+            return None, len(counts)
         counts[user] -= 1
         if counts[user] > 0:
-            return None
+            return None, len(counts)
         del counts[user]
         gone = self._infos[channel].pop(user, info)
         if not counts:
             self._counts.pop(channel, None)
             self._infos.pop(channel, None)
-        return gone
+        return gone, len(counts)
+
+    async def counts(self, channel: str) -> dict:
+        """``{"count", "staff_online"}`` of `channel`: O(users) here, O(1) in Redis."""
+        infos = self._infos.get(channel, {})
+        return {"count": len(infos), "staff_online": any(i.get("is_staff") for i in infos.values())}
+
+    async def claim_count(self, channel: str, interval: float) -> bool:
+        """True when no `presence_count` of `channel` went out in the last `interval` s (and
+        this caller may send one now)."""
+        now = time.monotonic()
+        if now - self._counted.get(channel, -interval) < interval:
+            return False
+        self._counted[channel] = now
+        if len(self._counted) > 10_000:
+            self._counted = {c: t for c, t in self._counted.items() if now - t < interval}
+        return True
 
     async def restore(self, channel: str, local: dict[str, tuple[int, dict]]) -> list[dict]:
         return []
@@ -92,7 +112,7 @@ if total == 1 then
 end
 redis.call('SADD', KEYS[4], ARGV[4])
 for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-return total
+return {total, redis.call('HLEN', KEYS[1])}
 """
 
 # Takes `n` sockets of `user` out of the channel totals; the info when none is left.
@@ -113,8 +133,9 @@ REMOVE_SCRIPT = _TAKE + """
 local mine = redis.call('HINCRBY', KEYS[5], ARGV[1], -1)
 if mine <= 0 then redis.call('HDEL', KEYS[5], ARGV[1]) end
 if redis.call('HLEN', KEYS[5]) == 0 then redis.call('SREM', KEYS[4], ARGV[2]) end
-if mine < 0 then return false end
-return take(ARGV[1], 1)
+local info = false
+if mine >= 0 then info = take(ARGV[1], 1) end
+return {redis.call('HLEN', KEYS[1]), info or ''}
 """
 
 # KEYS: users, info, staff, inst, theirs   ARGV: dead instance
@@ -164,8 +185,9 @@ class RedisPresence:
     """Presence in Redis, shared by every instance (see module doc)."""
 
     def __init__(self, redis, instance_id: str, *, prefix: str = "hwc3d:rt:",
-                 heartbeat: float = 10.0, ttl: int = 86400):
+                 heartbeat: float = 10.0, ttl: int = 86400, cluster: bool = False):
         self._redis, self.instance_id, self._prefix = redis, instance_id, prefix
+        self._cluster = cluster
         self._instance_ttl = max(1, round(3 * heartbeat))
         self._ttl = ttl
         self._add = redis.register_script(ADD_SCRIPT)
@@ -173,9 +195,15 @@ class RedisPresence:
         self._sweep = redis.register_script(SWEEP_SCRIPT)
         self._restore = redis.register_script(RESTORE_SCRIPT)
 
+    def _base(self, channel: str) -> str:
+        """``<prefix>presence:<channel>``; on a cluster ``<prefix>presence:{<channel>}``, so
+        that every key of the channel lives in one slot (its scripts touch them together)."""
+        return f"{self._prefix}presence:{{{channel}}}" if self._cluster \
+            else f"{self._prefix}presence:{channel}"
+
     def _keys(self, channel: str, instance_id: str | None = None) -> list[str]:
         """users, info, staff, inst and the per-instance hash of `instance_id` (this one)."""
-        base = f"{self._prefix}presence:{channel}"
+        base = self._base(channel)
         return [f"{base}:users", f"{base}:info", f"{base}:staff", f"{base}:inst",
                 f"{base}:i:{instance_id or self.instance_id}"]
 
@@ -195,19 +223,36 @@ class RedisPresence:
             replies = await pipe.execute()
         return not replies[0]
 
-    async def add(self, channel: str, info: dict) -> bool:
-        """Count one more socket of ``info["user_id"]`` here; True when it is the user's
-        first socket in `channel` on any instance. O(1)."""
-        total = await self._add(keys=self._keys(channel), args=[
+    async def add(self, channel: str, info: dict) -> tuple[bool, int]:
+        """Count one more socket of ``info["user_id"]`` here; (whether it is the user's first
+        socket in `channel` on any instance, users present). O(1)."""
+        total, users = await self._add(keys=self._keys(channel), args=[
             info["user_id"], json.dumps(info), "1" if info.get("is_staff") else "0",
             self.instance_id, self._ttl])
-        return int(total) == 1
+        return int(total) == 1, int(users)
 
-    async def remove(self, channel: str, info: dict) -> dict | None:
-        """Count one socket fewer; the user's info when it was the last anywhere. O(1)."""
-        gone = await self._remove(keys=self._keys(channel),
-                                  args=[info["user_id"], self.instance_id])
-        return json.loads(gone) if gone else None
+    async def remove(self, channel: str, info: dict) -> tuple[dict | None, int]:
+        """Count one socket fewer; (the user's info when it was the last anywhere, users
+        still present). O(1)."""
+        users, gone = await self._remove(keys=self._keys(channel),
+                                         args=[info["user_id"], self.instance_id])
+        return (json.loads(gone) if gone else None), int(users)
+
+    async def counts(self, channel: str) -> dict:
+        """``{"count", "staff_online"}`` of `channel`. O(1)."""
+        users_key, _info, staff_key, _inst, _mine = self._keys(channel)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(users_key)
+            pipe.scard(staff_key)
+            count, staff = await pipe.execute()
+        return {"count": int(count), "staff_online": int(staff) > 0}
+
+    async def claim_count(self, channel: str, interval: float) -> bool:
+        """True when no instance sent a `presence_count` of `channel` in the last
+        `interval` s (this one may send it now): one ``SET NX PX``."""
+        key = f"{self._base(channel)}:counted"
+        return bool(await self._redis.set(key, self.instance_id, nx=True,
+                                          px=max(1, int(interval * 1000))))
 
     async def restore(self, channel: str, local: dict[str, tuple[int, dict]]) -> list[dict]:
         """Set this instance's counts in `channel` to `local` ({user_id: (sockets, info)})

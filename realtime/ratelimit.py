@@ -1,8 +1,9 @@
-"""Fixed-window rate-limit counters (seed 001 §21, DESIGN §3).
+"""Fixed-window rate-limit counters (seed 001 §21, docs/architecture.md §3).
 
 `MemoryRateLimiter` counts in this process (embedded default); `RedisRateLimiter` counts in
-Redis so that a limit holds across every instance. Both answer `hit(key, rule)` with
-``(allowed, retry_after_seconds)``.
+Redis (one Redis, or a Redis Cluster with ``cluster=True``: keys
+``hwc3d:rl:{<key>:<count>/<seconds>}:<window>``) so that a limit holds across every
+instance. Both answer `hit(key, rule)` with ``(allowed, retry_after_seconds)``.
 """
 from __future__ import annotations
 
@@ -76,8 +77,9 @@ class RedisRateLimiter:
 
     prefix = "hwc3d:rl:"
 
-    def __init__(self, redis, *, warn_every: float = 30.0, clock=time.monotonic):
-        self._redis = redis
+    def __init__(self, redis, *, warn_every: float = 30.0, clock=time.monotonic,
+                 cluster: bool = False):
+        self._redis, self._cluster = redis, cluster
         self._script = redis.register_script(_HIT_SCRIPT)
         self._warn_every = warn_every
         self._clock = clock
@@ -88,7 +90,10 @@ class RedisRateLimiter:
 
         Never raises for a Redis failure: answers ``(True, 0)`` and logs a warning instead.
         """
-        slot = f"{self.prefix}{key}:{rule.count}/{rule.seconds}"
+        slot = f"{key}:{rule.count}/{rule.seconds}"
+        # the script adds ":<window>" to KEYS[1]: on a cluster the hash tag keeps that key in
+        # the slot of KEYS[1]
+        slot = f"{self.prefix}{{{slot}}}" if self._cluster else f"{self.prefix}{slot}"
         try:
             count, retry_after = await self._script(keys=[slot], args=[rule.seconds])
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError

@@ -1,4 +1,4 @@
-"""Object storage (DESIGN §6): backends behind one interface, upload validation, 3D analysis
+"""Object storage (docs/architecture.md §7): backends behind one interface, upload validation, 3D analysis
 and image processing off the event loop.
 
 `open_storage(settings)` picks S3 when `S3_BUCKET_NAME` is set, else local disk under

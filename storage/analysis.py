@@ -1,4 +1,4 @@
-"""3D model analysis with trimesh in a process pool, with a time limit (DESIGN §6, issue 2 §9).
+"""3D model analysis with trimesh in a process pool, with a time limit (docs/architecture.md §7).
 
 `analyze_model(services, path, file_format)` returns the analysis dict::
 
@@ -10,26 +10,28 @@ GLB/GLTF/OBJ/STL/PLY are loaded by trimesh in `services.analysis_pool` (a
 ProcessPoolExecutor), so a 100 MB mesh never weighs on the server process or its event loop.
 glTF animations, skins (rigging), materials and textures are counted from the glTF JSON.
 FBX and BLEND are stored as not analysed (trimesh cannot read them). A file trimesh cannot
-read raises `InvalidModelFile` (400 INVALID_MODEL_FILE). A worker that dies or hangs past
-`settings.analysis_timeout_seconds` is killed and the pool is replaced, so one bad file never
-breaks analysis for the next upload.
+read raises `InvalidModelFile` (400 INVALID_MODEL_FILE); one whose analysis needs more than
+`ANALYSIS_MEMORY_MB` (the workers' address-space limit, `storage/workers.py`) raises
+`ModelTooComplex` (413 MODEL_TOO_COMPLEX), as does a file under which a worker dies twice. A
+worker that dies or hangs past `settings.analysis_timeout_seconds` is killed and the pool is
+replaced, so one bad file never breaks analysis for the next upload.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import os
 import struct
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from storage.errors import InvalidModelFile
+from storage.errors import InvalidModelFile, ModelTooComplex
 from storage.validate import ANALYZABLE_FORMATS
+from storage.workers import replace_pool
 
 log = logging.getLogger("hwc3d.analysis")
+MEMORY_ERROR = "out of memory"
 
 
 def not_analyzed(file_format: str) -> dict:
@@ -45,7 +47,8 @@ async def analyze_model(services: Any, path: Path, file_format: str) -> dict:
 
     `services` supplies `analysis_pool` and `settings.analysis_timeout_seconds`. Returns the
     analysis dict; FBX/BLEND and analyses that time out come back with ``analyzed: False``.
-    Raises InvalidModelFile (400) when the file cannot be read as `file_format`.
+    Raises InvalidModelFile (400) when the file cannot be read as `file_format`, ModelTooComplex
+    (413) when reading it needs more memory than a worker may use.
     """
     if file_format not in ANALYZABLE_FORMATS:
         return not_analyzed(file_format)
@@ -58,36 +61,23 @@ async def analyze_model(services: Any, path: Path, file_format: str) -> dict:
             result = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             log.warning("analysis of a %s file timed out after %ss", file_format, timeout)
-            replace_pool(services, pool, kill=True)
+            replace_pool(services, "analysis_pool", pool, kill=True)
             return not_analyzed(file_format)
         except BrokenProcessPool:
             log.warning("analysis worker died (attempt %d)", attempt)
-            replace_pool(services, pool, kill=True)
+            replace_pool(services, "analysis_pool", pool, kill=True)
             continue
+        if result.get("error") == MEMORY_ERROR:
+            raise ModelTooComplex(
+                f"The {file_format} file needs more memory to analyse than the "
+                f"{services.settings.analysis_memory_bytes // 2**20} MB an analysis may use")
         if "error" in result:
             raise InvalidModelFile(f"The {file_format} file could not be read: {result['error']}")
         return result
-    raise InvalidModelFile(f"The {file_format} file could not be analysed")
-
-
-def replace_pool(services: Any, broken: ProcessPoolExecutor, *, kill: bool) -> None:
-    """Put a fresh pool (same size and start method) in place of `broken` on `services`.
-
-    With `kill`, the old workers are terminated first (a hung analysis). Only the first
-    caller for a given broken pool replaces it.
-    """
-    if services.analysis_pool is not broken:
-        return
-    options = {"max_workers": getattr(broken, "_max_workers", 1),
-               "mp_context": getattr(broken, "_mp_context", None)}
-    if getattr(broken, "_max_tasks_per_child", None):
-        options["max_tasks_per_child"] = broken._max_tasks_per_child
-    services.analysis_pool = ProcessPoolExecutor(**options)
-    if kill:
-        for process in list((getattr(broken, "_processes", None) or {}).values()):
-            if process.is_alive():
-                process.terminate()
-    broken.shutdown(wait=False, cancel_futures=True)
+    # twice a worker ended under it: what ends one is its memory limit (numpy's MemoryError
+    # comes back as a result; OpenBLAS, short of memory, ends the process instead)
+    raise ModelTooComplex(f"The {file_format} file could not be analysed within the "
+                          f"{services.settings.analysis_memory_bytes // 2**20} MB an analysis may use")
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -97,24 +87,15 @@ def analyze_path(path: str, file_format: str) -> dict:
 
     Returns the analysis dict, or ``{"error": "<short reason>"}`` for an unreadable file.
     """
-    _lower_priority()
     try:
         gltf = _gltf_json(path, file_format) if file_format in ("GLB", "GLTF") else None
         if gltf is not None and _has_external_uris(gltf):
             return _gltf_only(gltf, file_format)
         return _measure(path, file_format, gltf)
     except MemoryError:
-        return {"error": "the model is too large to analyse"}
+        return {"error": MEMORY_ERROR}
     except Exception as exc:
         return {"error": type(exc).__name__}
-
-
-def _lower_priority() -> None:
-    """Run analyses at nice 10, so the server's event loop wins the CPU over them."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, max(10, os.getpriority(os.PRIO_PROCESS, 0)))
-    except (AttributeError, OSError):
-        pass
 
 
 def _measure(path: str, file_format: str, gltf: dict | None) -> dict:

@@ -1,6 +1,6 @@
 """Errors of the storage layer, with the HTTP status and `error_code` they stand for.
 
-`storage/` imports nothing but `config` (DESIGN §2), so it raises these; the upload handlers
+`storage/` imports nothing but `config` (docs/architecture.md §2), so it raises these; the upload handlers
 turn them into the API's error format (seed 001 §19) in one place.
 """
 from __future__ import annotations
@@ -37,6 +37,12 @@ class InvalidModelFile(UploadRejected):
     """400 `INVALID_MODEL_FILE`: the file has a model format's signature but cannot be read."""
 
     error_code = "INVALID_MODEL_FILE"
+
+
+class ModelTooComplex(UploadRejected):
+    """413 `MODEL_TOO_COMPLEX`: reading the model needs more memory than an analysis may use."""
+
+    status, error_code = 413, "MODEL_TOO_COMPLEX"
 
 
 class InvalidImage(UploadRejected):

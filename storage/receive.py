@@ -1,4 +1,4 @@
-"""Streamed multipart/form-data uploads (DESIGN §6): no upload is ever held in memory whole.
+"""Streamed multipart/form-data uploads (docs/architecture.md §7): no upload is ever held in memory whole.
 
 A handler decorated with `tornado.web.stream_request_body` creates a `FormReceiver` in
 `prepare` and hands every body chunk to `FormReceiver.feed` from `data_received`. The

@@ -1,4 +1,4 @@
-"""S3-compatible object storage with aiobotocore (DESIGN §6): AWS S3, Cloudflare R2, MinIO.
+"""S3-compatible object storage with aiobotocore (docs/architecture.md §7): AWS S3, Cloudflare R2, MinIO.
 
 Configured by `S3_BUCKET_NAME`, `S3_ACCESS_KEY`, `S3_SECRET_KEY`, `S3_ENDPOINT_URL`
 (path-style addressing when set), `S3_REGION` and `CDN_URL` (public objects). Signatures are

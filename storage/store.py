@@ -1,4 +1,4 @@
-"""From a received upload part to a stored object (DESIGN §6, seed 001 §15).
+"""From a received upload part to a stored object (docs/architecture.md §7, seed 001 §15).
 
 Each `store_*` function checks the part's type by content, processes it off the event loop
 (trimesh in the process pool, Pillow in threads), moves it into storage under a generated key
@@ -6,7 +6,8 @@ and returns a `StoredObject` describing what was stored. On any error nothing of
 stays in storage (the caller removes the temp files). `remove(storage, objects)` deletes what
 earlier steps of a request stored, when a later step fails.
 
-`services` is anything with `storage`, `settings` and `analysis_pool` (the app's Services).
+`services` is anything with `storage`, `settings`, `analysis_pool` and `image_pool` (the
+app's Services).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from storage.validate import (
 
 log = logging.getLogger("hwc3d.storage")
 
-PUBLIC_PREFIXES = ("images/", "avatars/", "thumbnails/")
+PUBLIC_PREFIXES = ("images/", "avatars/", "thumbnails/", "previews/")
 _STRIPPABLE = ("PNG", "JPEG", "WEBP")
 
 
@@ -63,7 +64,8 @@ def new_key(prefix: str, file_format: str) -> str:
 
 
 def is_public_key(key: str) -> bool:
-    """True for keys served openly (images, avatars, thumbnails); others need a signature."""
+    """True for keys served openly (images, avatars, thumbnails, model previews); others
+    need a signature."""
     return key.startswith(PUBLIC_PREFIXES)
 
 
@@ -104,7 +106,7 @@ async def store_image(services: Any, part: FilePart, *, prefix: str = "images",
     """Check an image part, strip its metadata, store it publicly under `prefix`, and (with
     `thumbnail`) a JPEG/PNG thumbnail under ``thumbnails/``. Raises InvalidFileType (400)."""
     file_format = await check_type(part.path, formats, "image")
-    size = await images.prepare_image(part.path, file_format)
+    size = await images.prepare_image(services, part.path, file_format)
     thumb = None
     if thumbnail:
         thumb = await _store_derived(services, part.path, images.make_thumbnail, "thumbnails")
@@ -133,7 +135,7 @@ async def store_plain(services: Any, part: FilePart, *, prefix: str,
     file_format = await check_type(part.path, formats, "file")
     size = {}
     if file_format in _STRIPPABLE or file_format == "GIF":
-        size = await images.prepare_image(part.path, file_format)
+        size = await images.prepare_image(services, part.path, file_format)
     stored = await _put(services.storage, new_key(prefix, file_format), part.path, file_format)
     stored.width, stored.height = size.get("width"), size.get("height")
     return stored
@@ -146,7 +148,7 @@ async def _store_derived(services: Any, source: Path, make, prefix: str) -> Stor
     os.close(descriptor)
     out = Path(name)
     try:
-        file_format = await make(source, out)
+        file_format = await make(services, source, out)
         return await _put(services.storage, new_key(prefix, file_format), out, file_format)
     finally:
         await asyncio.get_running_loop().run_in_executor(None, lambda: out.unlink(missing_ok=True))

@@ -1,4 +1,4 @@
-"""Upload type checks by content, never by the client's file name (DESIGN §6, seed 001 §15).
+"""Upload type checks by content, never by the client's file name (docs/architecture.md §7, seed 001 §15).
 
 `sniff(path)` reads a spooled upload and names its format from its magic bytes or by parsing
 its head: 3D models (GLB, GLTF, OBJ, STL, PLY, FBX, BLEND), images (PNG, JPEG, WEBP, GIF) and

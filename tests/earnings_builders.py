@@ -12,13 +12,6 @@ from bson import ObjectId
 from documents import money, users
 from documents.common import to_cents, utcnow
 
-ADMIN = "admin@hwc3d.com"
-MODERATOR = "moderator@hwc3d.com"
-CREATOR = "creator@hwc3d.com"
-CREATOR2 = "creator2@hwc3d.com"
-BUYER = "buyer@hwc3d.com"
-BUYER2 = "buyer2@hwc3d.com"
-
 _numbers = itertools.count(1)
 
 

@@ -1,19 +1,22 @@
 """Server instances of one test process, for the cross-instance tests.
 
 `start_instance(settings, db=None)` opens services and serves them on a free port; with `db`
-the instance shares that (in-memory) document store with another, as instances share one
-MongoDB in production. Each instance has its own hub on the Redis of `settings`.
+the instance shares that document store with another, as instances share one MongoDB in
+production: the in-memory store by that very object, a wire store (`settings.mongodb_url`)
+through a client of its own on the same database. Each instance has its own hub on the Redis of `settings`.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
+import spec_conformance
 from conftest import free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
-from handlers.app import close_services, make_app, open_services
+from composition import close_services, open_services
+from handlers.app import make_app
 
 
 @dataclass
@@ -29,19 +32,23 @@ class Instance:
     async def call(self, method: str, path: str, token: str | None = None, body=None):
         """A REST call on this instance; returns (status, parsed body)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         raw = json.dumps(body) if body is not None else (
             b"" if method in ("POST", "PUT", "PATCH") else None)
         response = await AsyncHTTPClient().fetch(
             HTTPRequest(self.base_url + path, method=method, headers=headers, body=raw,
                         request_timeout=10, allow_nonstandard_methods=True), raise_error=False)
+        spec_conformance.check(method, path, response.code,
+                               response.headers.get("Content-Type", ""), response.body or b"")
         return response.code, json.loads(response.body) if response.body else None
 
 
 async def start_instance(settings, db=None, cls: type[Instance] = Instance) -> Instance:
     """An instance (of `cls`) on a free port; with `db`, it shares that document store."""
-    services = await open_services(settings, seed_fixtures=db is None)
-    if db is not None:
-        services.db = db
+    # on a real store both instances open the same database themselves
+    shared = db if settings.embedded_store else None
+    services = await open_services(settings, seed_fixtures=db is None, db=shared)
     server = HTTPServer(make_app(services))
     port = free_port()
     server.listen(port, "127.0.0.1")

@@ -1,6 +1,6 @@
 """A local HTTP stand-in for the few Stripe API endpoints our `StripeProvider` calls.
 
-The real `stripe` library talks to it through `STRIPE_API_BASE` (DESIGN §8): no patching.
+The real `stripe` library talks to it through `STRIPE_API_BASE` (docs/architecture.md §8): no patching.
 
 - ``POST /v1/payment_intents`` (form-encoded, confirm=true): honours `Idempotency-Key` (same
   key → the same answer, never a second charge; same key, other params → 400), and counts
@@ -234,17 +234,9 @@ class RefundsHandler(StubHandler):
 
 # --------------------------------------------------------------------------- test helpers
 
-ROBOT = "652000000000000000000001"      # 19.99, creator 0003
-SNOWMAN = "652000000000000000000002"    # free, creator 0004
 WIZARD = "652000000000000000000004"     # 0.99, creator 0004
 BALLOON = "652000000000000000000008"    # 0.01, creator 0004
 HAMMER = "652000000000000000000021"     # 1234.56, creator 0004
-CREATOR = "650000000000000000000003"
-CREATOR2 = "650000000000000000000004"
-BUYER = "buyer@hwc3d.com"
-BUYER2 = "buyer2@hwc3d.com"
-ADMIN = "admin@hwc3d.com"
-MODERATOR = "moderator@hwc3d.com"
 
 
 def stripe_settings(stub: StripeStub) -> dict:

@@ -8,7 +8,7 @@
   5xx tracebacks can be quoted in a failure message.
 - `Client` sends raw HTTP requests over one keep-alive connection (`http.client`), so that
   paths carry exactly the bytes the sweep chooses (`%00`, `%2F`, very long segments).
-- `error_format_problem` tells what is wrong with an error body (DESIGN §3, seed 001 §19).
+- `error_format_problem` tells what is wrong with an error body (docs/architecture.md §3, seed 001 §19).
 """
 from __future__ import annotations
 
@@ -119,7 +119,9 @@ class SweepServer:
                if not k.startswith(("MONGODB", "REDIS", "S3_", "STRIPE", "SMTP"))}
         env.update({"DATA_DIR": str(self.data_dir / "data"), "BCRYPT_ROUNDS": "4",
                     "RATE_LIMITS_ENABLED": "false", "PYTHONUNBUFFERED": "1",
-                    "LOG_FORMAT": "text", "ANALYSIS_WORKERS": "1", **self.env_extra})
+                    "LOG_FORMAT": "text", "ANALYSIS_WORKERS": "1",
+                    "SEED_FIXTURES": "true",  # demo data also on a real store
+                    **self.env_extra})
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "server.py", "--port", str(self.port)],

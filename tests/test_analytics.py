@@ -4,20 +4,13 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
-from earnings_builders import (
-    ADMIN,
-    BUYER,
-    BUYER2,
-    CREATOR,
-    CREATOR2,
-    MODERATOR,
-    cents,
-    make_model,
-    make_sale,
-    uid,
-)
+from demo_accounts import ADMIN, BUYER, BUYER2, CREATOR, CREATOR2, MODERATOR
+from earnings_builders import cents, make_model, make_sale, uid
 
 from documents.common import utcnow
+
+# these tests count sales, purchases and balances from zero
+pytestmark = pytest.mark.usefixtures("no_past_sales")
 
 
 @pytest.mark.gen_test
@@ -94,6 +87,13 @@ async def test_creator_analytics_totals(api, services, tokens):
         assert len(reply.json["daily"]) == 14 and reply.json["daily"][-1]["sales"] == 1
         assert sum(d["sales"] for d in reply.json["daily"]) == 1
         assert reply.json["top_models"][0]["id"] == str(a["_id"])
+    # seed 000 §10's top-level fields of the creator dashboard, beside ours
+    seed = reply.json
+    assert (seed["total_views"], seed["total_likes"], seed["total_downloads"]) == (
+        expected["views"], expected["likes"], expected["downloads"])
+    assert seed["total_revenue"] == totals["revenue"] and seed["top_models"][0]["id"] == str(a["_id"])
+    assert [d["date"] for d in seed["revenue_chart"]] == [d["date"] for d in seed["daily"]]
+    assert sum(cents(d["revenue"]) for d in seed["revenue_chart"]) == 123456
     empty = await api("GET", "/api/users/me/analytics", token=await tokens(BUYER))
     assert empty.status == 200 and empty.json["totals"]["models"] == 0
     assert len(empty.json["daily"]) == 30
@@ -140,14 +140,16 @@ async def test_leaderboard(api, services, tokens):
         [("creator2", 1)]
     default = await api("GET", "/api/leaderboard?period=&metric=")
     assert default.status == 200 and default.json["period"] == "month"
-    for bad in ("period=year", "metric=likes", "limit=0", "x=1"):
+    for bad in ("period=year", "metric=likes", "limit=0"):
         assert (await api("GET", f"/api/leaderboard?{bad}")).status == 422, bad
 
     top = await api("GET", "/api/creators/top?limit=5")
     assert top.status == 200
     names = [i["creator"]["username"] for i in top.json["items"]]
     assert names[:2] == ["creator", "creator2"] and top.json["items"][0]["total_sales"] == 2
-    assert (await api("GET", "/api/creators/top?limit=500")).status == 422
+    assert (await api("GET", "/api/creators/top?limit=0")).status == 422
+    clamped = await api("GET", "/api/creators/top?limit=500&_=1")    # clamped to 50, ignored
+    assert clamped.status == 200 and len(clamped.json["items"]) <= 50
 
 
 @pytest.mark.gen_test

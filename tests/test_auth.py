@@ -1,31 +1,11 @@
-"""Auth core (issue 2 §6, seed 000 §1, seed 001 §19-20): register, login, refresh, logout, me,
+"""Auth core (seed 000 §1, seed 001 §19-20): register, login, refresh, logout, me,
 and bad input on every credential route."""
 import json
 
-import bcrypt
 import jwt
 import pytest
-
-from tests.conftest import DEMO_PASSWORD
-
-PASSWORD = "Sup3rSecret!"
-TOKEN_KEYS = {"user", "access_token", "refresh_token", "token_type", "expires_in",
-              "accessToken", "refreshToken"}
-
-
-async def register(api, username="newbie", email=None, password=PASSWORD, **extra):
-    """Register an account over HTTP; returns the reply."""
-    payload = {"email": email or f"{username}@example.com", "username": username,
-               "password": password, **extra}
-    return await api("POST", "/api/auth/register", json=payload)
-
-
-@pytest.fixture
-def fast_demo_passwords(services, io_loop):
-    """The demo accounts' password (DemoPass123!) re-hashed at 4 bcrypt rounds, for speed."""
-    quick = bcrypt.hashpw(DEMO_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-    io_loop.run_sync(lambda: services.db.users.update_many(
-        {"password_hash": {"$ne": None}}, {"$set": {"password_hash": quick}}))
+from auth_support import PASSWORD, TOKEN_KEYS, register
+from demo_accounts import DEMO_PASSWORD
 
 
 def cookie_of(reply) -> str:
@@ -131,7 +111,7 @@ async def test_login_by_email_username_or_either(api, services, field, login):
     assert reply.status == 200, reply.json
     assert set(reply.json) == TOKEN_KEYS and reply.json["user"]["username"] == "newbie"
     claims = jwt.decode(reply.json["access_token"], options={"verify_signature": False})
-    assert claims["sub"] == reply.json["user"]["id"] and claims["roles"] == ["buyer"]
+    assert claims["sub"] == reply.json["user"]["id"] and claims["roles"] == ["buyer", "user"]
     assert claims["exp"] - claims["iat"] == 900 and claims["type"] == "access"
     stored = await services.db.users.find_one({"username": "newbie"})
     assert stored["last_login"] is not None
@@ -229,27 +209,27 @@ async def test_refresh_rotates_from_body_bearer_and_cookie(api):
 
 
 @pytest.mark.gen_test
-async def test_reused_refresh_token_is_401_and_revokes_the_family(api, services):
+async def test_reused_refresh_token_is_403_and_revokes_the_family(api, services):
     old = (await register(api)).json["refresh_token"]
     rotated = await api("POST", "/api/auth/refresh", json={"refresh_token": old})
     current = rotated.json["refresh_token"]
     reuse = await api("POST", "/api/auth/refresh", json={"refresh_token": old})
-    assert reuse.status == 401 and reuse.json["error_code"] == "REFRESH_TOKEN_REUSED"
+    assert reuse.status == 403 and reuse.json["error_code"] == "REFRESH_TOKEN_REUSED"
     after = await api("POST", "/api/auth/refresh", json={"refresh_token": current})
-    assert after.status == 401 and after.json["error_code"] == "INVALID_REFRESH_TOKEN"
+    assert after.status == 403 and after.json["error_code"] == "INVALID_REFRESH_TOKEN"
     assert await services.db.refresh_tokens.count_documents({"status": "active"}) == 0
 
 
 @pytest.mark.gen_test
-async def test_refresh_with_nothing_or_garbage_is_401(api):
+async def test_refresh_with_nothing_is_401_and_garbage_403(api):
     nothing = await api("POST", "/api/auth/refresh")
     assert nothing.status == 401 and nothing.json["error_code"] == "INVALID_REFRESH_TOKEN"
     assert nothing.headers["Www-Authenticate"] == "Bearer"
     garbage = await api("POST", "/api/auth/refresh", json={"refresh_token": "not-a-token"})
-    assert garbage.status == 401
+    assert garbage.status == 403
     access = (await register(api)).json["access_token"]
     access_as_refresh = await api("POST", "/api/auth/refresh", json={"refresh_token": access})
-    assert access_as_refresh.status == 401
+    assert access_as_refresh.status == 403
     wrong_type = await api("POST", "/api/auth/refresh", json={"refresh_token": 5})
     assert wrong_type.status == 422
     malformed = await api("POST", "/api/auth/refresh", body=b"[",
@@ -280,7 +260,7 @@ async def test_logout_kills_access_and_refresh_tokens_and_clears_cookie(api):
     me = await api("GET", "/api/auth/me", token=session["access_token"])
     assert me.status == 401 and me.json["error_code"] == "TOKEN_REVOKED"
     refresh = await api("POST", "/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
-    assert refresh.status == 401
+    assert refresh.status == 403
     # the other device's session is untouched
     assert (await api("GET", "/api/auth/me", token=other["access_token"])).status == 200
     assert (await api("POST", "/api/auth/refresh",
@@ -293,7 +273,7 @@ async def test_logout_with_access_token_alone_ends_that_session(api):
     reply = await api("POST", "/api/auth/logout", token=session["access_token"])
     assert reply.status == 200
     refresh = await api("POST", "/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
-    assert refresh.status == 401
+    assert refresh.status == 403
 
 
 @pytest.mark.gen_test
@@ -303,7 +283,7 @@ async def test_logout_with_refresh_cookie_alone(api):
                       headers={"Cookie": f"refresh_token={session['refresh_token']}"})
     assert reply.status == 200
     refresh = await api("POST", "/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
-    assert refresh.status == 401
+    assert refresh.status == 403
 
 
 @pytest.mark.gen_test
@@ -324,7 +304,7 @@ async def test_me_returns_user_and_claims(api, tokens):
     assert reply.json["user"]["email"] == "creator@hwc3d.com"
     assert "password_hash" not in reply.json["user"]
     claims = reply.json["claims"]
-    assert claims["sub"] == "650000000000000000000003" and claims["roles"] == ["creator"]
+    assert claims["sub"] == "650000000000000000000003" and claims["roles"] == ["creator", "user"]
     assert isinstance(claims["iat"], int) and claims["exp"] == claims["iat"] + 900
 
 
@@ -344,7 +324,7 @@ async def test_me_needs_a_valid_access_token(api, services):
 @pytest.mark.gen_test
 async def test_me_for_staff_lists_the_staff_role(api, tokens):
     reply = await api("GET", "/api/auth/me", token=await tokens("moderator@hwc3d.com"))
-    assert reply.json["claims"]["roles"] == ["buyer", "moderator"]
+    assert reply.json["claims"]["roles"] == ["buyer", "user", "moderator"]
     assert reply.json["user"]["is_staff"] is True
 
 

@@ -1,20 +1,19 @@
-"""Admin sign-in with a TOTP second factor, and the admin password reset (issue 2 §6,
-seed 000 §1 `admin/login` with `otp_code`, seed 001 §1 `admin/verify-otp`)."""
+"""Admin sign-in with a TOTP second factor, and the admin password reset
+(seed 000 §1 `admin/login` with `otp_code`, seed 001 §1 `admin/verify-otp`)."""
 import asyncio
 import time
 from datetime import timedelta
 
 import pyotp
 import pytest
+from auth_support import NEW_PASSWORD, TOKEN_KEYS, token_in, wait_for_email
+from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, DEMO_PASSWORD
 
 from documents.common import utcnow
-from tests.conftest import ADMIN_TOTP_SECRET, DEMO_PASSWORD
-from tests.test_auth import TOKEN_KEYS, fast_demo_passwords  # noqa: F401 - a fixture
-from tests.test_auth_email import NEW_PASSWORD, token_in, wait_for_email
 
 pytestmark = pytest.mark.usefixtures("fast_demo_passwords")
 
-ADMIN = {"email": "admin@hwc3d.com", "password": DEMO_PASSWORD}
+ADMIN_LOGIN = {"email": ADMIN, "password": DEMO_PASSWORD}
 TOTP = pyotp.TOTP(ADMIN_TOTP_SECRET)
 
 
@@ -35,18 +34,18 @@ def other_code(code: str) -> str:
 
 @pytest.mark.gen_test
 async def test_admin_login_with_otp_code_in_the_body(api):
-    reply = await api("POST", "/api/auth/admin/login", json={**ADMIN, "otp_code": await otp()})
+    reply = await api("POST", "/api/auth/admin/login", json={**ADMIN_LOGIN, "otp_code": await otp()})
     assert reply.status == 200, reply.json
     assert set(reply.json) == TOKEN_KEYS | {"two_factor_enabled"}
     assert reply.json["two_factor_enabled"] is True
     assert "refresh_token=" in reply.headers["Set-Cookie"]
     me = await api("GET", "/api/auth/me", token=reply.json["access_token"])
-    assert me.json["claims"]["roles"] == ["buyer", "superadmin"]
+    assert me.json["claims"]["roles"] == ["buyer", "user", "superadmin", "super_admin"]
 
 
 @pytest.mark.gen_test
 async def test_admin_login_challenge_then_verify_otp(api):
-    first = await api("POST", "/api/auth/admin/login", json=ADMIN)
+    first = await api("POST", "/api/auth/admin/login", json=ADMIN_LOGIN)
     assert first.status == 200
     assert first.json["otp_required"] is True and first.json["expires_in"] == 300
     assert "access_token" not in first.json
@@ -62,7 +61,7 @@ async def test_admin_login_challenge_then_verify_otp(api):
 
 @pytest.mark.gen_test
 async def test_plain_login_challenge_is_completed_at_verify_otp(api):
-    first = await api("POST", "/api/auth/login", json=ADMIN)
+    first = await api("POST", "/api/auth/login", json=ADMIN_LOGIN)
     done = await api("POST", "/api/auth/admin/verify-otp",
                      json={"challenge_token": first.json["challenge_token"],
                            "otp_code": await otp()})
@@ -72,21 +71,21 @@ async def test_plain_login_challenge_is_completed_at_verify_otp(api):
 @pytest.mark.gen_test
 async def test_wrong_otp_and_replayed_otp_are_401(api, services):
     code = await otp()
-    wrong = await api("POST", "/api/auth/admin/login", json={**ADMIN, "otp_code": other_code(code)})
+    wrong = await api("POST", "/api/auth/admin/login", json={**ADMIN_LOGIN, "otp_code": other_code(code)})
     assert wrong.status == 401 and wrong.json["error_code"] == "INVALID_OTP"
     old = await api("POST", "/api/auth/admin/login",
-                    json={**ADMIN, "otp_code": TOTP.at(time.time() - 300)})
+                    json={**ADMIN_LOGIN, "otp_code": TOTP.at(time.time() - 300)})
     assert old.status == 401 and old.json["error_code"] == "INVALID_OTP"
-    ok = await api("POST", "/api/auth/admin/login", json={**ADMIN, "otp_code": code})
+    ok = await api("POST", "/api/auth/admin/login", json={**ADMIN_LOGIN, "otp_code": code})
     assert ok.status == 200
-    replay = await api("POST", "/api/auth/admin/login", json={**ADMIN, "otp_code": code})
+    replay = await api("POST", "/api/auth/admin/login", json={**ADMIN_LOGIN, "otp_code": code})
     assert replay.status == 401 and replay.json["error_code"] == "OTP_ALREADY_USED"
     assert await services.db.refresh_tokens.count_documents({}) == 1
 
 
 @pytest.mark.gen_test
 async def test_five_wrong_codes_burn_the_challenge(api):
-    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN)).json["challenge_token"]
+    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN_LOGIN)).json["challenge_token"]
     code = await otp()
     for _ in range(5):
         reply = await api("POST", "/api/auth/admin/verify-otp",
@@ -99,7 +98,7 @@ async def test_five_wrong_codes_burn_the_challenge(api):
 
 @pytest.mark.gen_test
 async def test_expired_challenge_is_401(api, services):
-    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN)).json["challenge_token"]
+    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN_LOGIN)).json["challenge_token"]
     await services.db.one_time_tokens.update_many(
         {"purpose": "admin_otp"}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
     reply = await api("POST", "/api/auth/admin/verify-otp",
@@ -130,7 +129,7 @@ async def test_staff_without_totp_gets_tokens_with_two_factor_disabled(api):
 
 @pytest.mark.gen_test
 async def test_disabled_admin_cannot_complete_a_challenge(api, services):
-    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN)).json["challenge_token"]
+    challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN_LOGIN)).json["challenge_token"]
     await services.db.users.update_one({"email": "admin@hwc3d.com"}, {"$set": {"is_banned": True}})
     reply = await api("POST", "/api/auth/admin/verify-otp",
                       json={"challenge_token": challenge, "otp_code": await otp()})
@@ -160,7 +159,7 @@ async def test_verify_otp_with_an_unknown_challenge_is_401(api):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("payload,field", [
     ({"password": DEMO_PASSWORD}, "email"), ({"email": "admin@hwc3d.com"}, "password"),
-    ({**ADMIN, "otp_code": "1234"}, "otp_code"), ({**ADMIN, "otp": "123456"}, "otp"),
+    ({**ADMIN_LOGIN, "otp_code": "1234"}, "otp_code"), ({**ADMIN_LOGIN, "otp": "123456"}, "otp"),
 ])
 async def test_admin_login_bad_input_is_422(api, payload, field):
     reply = await api("POST", "/api/auth/admin/login", json=payload)
@@ -188,7 +187,7 @@ async def test_admin_forgot_and_reset_password(api, services):
                             "otp_code": await otp()})
     assert login.status == 200
     old = await api("POST", "/api/auth/admin/login",
-                    json={**ADMIN, "otp_code": await otp(1)})
+                    json={**ADMIN_LOGIN, "otp_code": await otp(1)})
     assert old.status == 401 and old.json["error_code"] == "INVALID_CREDENTIALS"
 
 

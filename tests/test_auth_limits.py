@@ -1,46 +1,17 @@
-"""Rate limits of the credential routes (issue 2 §5, seed 001 §21): 5 a minute per client IP
+"""Rate limits of the credential routes (seed 001 §21): 5 a minute per client IP
 and 5 a minute per account, 429 RATE_LIMIT_EXCEEDED with `retry_after` and `Retry-After`.
 
 Requests come from two loopback source addresses (127.0.0.1 and 127.0.0.2) so that the
 per-IP and the per-account limits can be told apart.
 """
-import asyncio
-import json
-import time
 
 import pytest
-from tornado.httpclient import HTTPRequest
-
-from tests.test_auth import PASSWORD, register
-
-WINDOW = 60
+from auth_support import PASSWORD, WINDOW, fresh_window, register
 
 
 @pytest.fixture
 def settings_overrides():
     return {"rate_limits_enabled": True}
-
-
-@pytest.fixture
-def post_from(http_client, base_url):
-    """POST JSON to the server from the loopback address `source`; returns (status, body, headers)."""
-    url = base_url.replace("localhost", "127.0.0.1")
-
-    async def post(source: str, path: str, payload: dict):
-        request = HTTPRequest(url + path, method="POST", body=json.dumps(payload),
-                              headers={"Content-Type": "application/json"},
-                              network_interface=source, request_timeout=30)
-        response = await http_client.fetch(request, raise_error=False)
-        return response.code, json.loads(response.body), response.headers
-
-    return post
-
-
-async def fresh_window() -> None:
-    """Start the test early in a one-minute window, so no window ends halfway through it."""
-    into = time.time() % WINDOW
-    if into > WINDOW - 5:
-        await asyncio.sleep(WINDOW - into + 0.1)
 
 
 @pytest.mark.gen_test(timeout=90)

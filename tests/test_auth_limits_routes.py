@@ -1,4 +1,4 @@
-"""Every credential route is limited twice (issue 2 §5, DESIGN §3, seed 001 §21): 5 a minute
+"""Every credential route is limited twice (docs/architecture.md §3, seed 001 §21): 5 a minute
 per client address AND 5 a minute per account, whichever comes first.
 
 For each route: six requests from ONE loopback address, each naming a different account,
@@ -15,12 +15,11 @@ import uuid
 
 import pyotp
 import pytest
+from auth_support import fresh_window
+from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, BUYER
 
 from documents import accounts, users
-from tests.conftest import ADMIN_TOTP_SECRET
 from tests.oauth_stub import OAuthStub
-from tests.test_auth import fast_demo_passwords  # noqa: F401 - a fixture
-from tests.test_auth_limits import fresh_window, post_from  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("fast_demo_passwords")
 
@@ -111,23 +110,23 @@ ROUTES = [
           same=lambda n: _fixed({"usernameOrEmail": "buyer", "password": "Wrong1234"})),
     Route("/api/auth/admin/login",
           distinct=lambda n: _fixed({"email": f"staff{n}@example.com", "password": "Wrong1234"}),
-          same=lambda n: _fixed({"email": "admin@hwc3d.com", "password": "Wrong1234"})),
+          same=lambda n: _fixed({"email": ADMIN, "password": "Wrong1234"})),
     Route("/api/auth/admin/verify-otp",
           distinct=lambda n: _fixed({"challenge_token": secrets.token_urlsafe(24),
                                      "otp_code": "123456"}),
           same=lambda n: lambda ctx: _challenge_reply(ctx, n)),
     Route("/api/auth/verify-email",
           distinct=lambda n: _fixed({"email": f"nobody{n}@example.com", "code": "123456"}),
-          same=lambda n: _fixed({"email": "buyer@hwc3d.com", "code": "123456"})),
+          same=lambda n: _fixed({"email": BUYER, "code": "123456"})),
     Route("/api/auth/resend-verification",
           distinct=lambda n: _fixed({"email": f"nobody{n}@example.com"}),
-          same=lambda n: _fixed({"email": "buyer@hwc3d.com"})),
+          same=lambda n: _fixed({"email": BUYER})),
     Route("/api/auth/forgot-password",
           distinct=lambda n: _fixed({"email": f"nobody{n}@example.com"}),
-          same=lambda n: _fixed({"email": "buyer@hwc3d.com"})),
+          same=lambda n: _fixed({"email": BUYER})),
     Route("/api/auth/admin/forgot-password",
           distinct=lambda n: _fixed({"email": f"nobody{n}@example.com"}),
-          same=lambda n: _fixed({"email": "admin@hwc3d.com"})),
+          same=lambda n: _fixed({"email": ADMIN})),
     Route("/api/auth/reset-password",
           distinct=lambda n: _fixed({"token": uuid.uuid4().hex, "new_password": NEW_PASSWORD}),
           same=lambda n: _fixed({"token": "one-guessed-token", "new_password": NEW_PASSWORD})),

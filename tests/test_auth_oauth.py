@@ -1,12 +1,12 @@
-"""OAuth sign-in with Google, GitHub and Discord (issue 2 §6, seed 000 §1 `POST
+"""OAuth sign-in with Google, GitHub and Discord (seed 000 §1 `POST
 /api/auth/oauth/{provider}`, seed 001 §1) against a local stand-in provider over real HTTP."""
 from dataclasses import replace
 
 import pytest
+from auth_support import TOKEN_KEYS
+from conftest import free_port
 
-from tests.conftest import free_port
 from tests.oauth_stub import OAuthStub
-from tests.test_auth import TOKEN_KEYS
 
 REDIRECT = "http://localhost:3000/auth/callback"
 
@@ -193,7 +193,7 @@ class TestNotConfigured:
 @pytest.mark.gen_test
 async def test_unknown_provider_is_404(api, stub):
     reply = await sign_in(api, "myspace", "whatever")
-    assert reply.status == 404 and reply.json["error_code"] == "UNKNOWN_PROVIDER"
+    assert reply.status == 404 and reply.json["reason"] == "UNKNOWN_PROVIDER"
     assert stub.token_requests == []
 
 

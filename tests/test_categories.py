@@ -3,22 +3,19 @@ import uuid
 
 import pytest
 from bson import ObjectId
+from demo_accounts import ADMIN, CREATOR, MODERATOR
 
-from documents import catalog, users
-
-ADMIN = "admin@hwc3d.com"
-MODERATOR = "moderator@hwc3d.com"
-CREATOR = "creator@hwc3d.com"
+from documents import model_writes, users
 
 
 async def make_model(db, category: str, approve: bool = True) -> dict:
     owner = await users.get_by_email(db, CREATOR)
-    model = await catalog.create_model(
+    model = await model_writes.create_model(
         db, creator=owner, data={"title": "Category test", "category": category, "price": "1"},
         model_file={"key": f"models/{uuid.uuid4().hex}.glb", "size": 1, "format": "GLB"},
         thumbnail=None, previews=[])
     if approve:
-        model = await catalog.approve(db, model["_id"], await users.get_by_email(db, ADMIN))
+        model = await model_writes.approve(db, model["_id"], await users.get_by_email(db, ADMIN))
     return model
 
 
@@ -73,6 +70,22 @@ async def test_admin_category_crud(api, services, tokens):
     await db.models.delete_one({"_id": model["_id"]})
     assert (await api("DELETE", f"/api/admin/categories/{cat['id']}", token=token)).status == 204
     assert (await api("DELETE", f"/api/admin/categories/{cat['id']}", token=token)).status == 404
+
+
+@pytest.mark.gen_test
+async def test_categories_take_and_show_seed_004s_enabled(api, tokens):
+    token = await tokens(ADMIN)
+    created = await api("POST", "/api/admin/categories", token=token,
+                        json={"name": "Hidden Props", "enabled": False})
+    assert created.status == 201, created.json
+    assert created.json["enabled"] is False and created.json["is_active"] is False
+    public = (await api("GET", "/api/categories")).json["items"]
+    assert created.json["id"] not in [c["id"] for c in public]
+    assert all(c["enabled"] is True for c in public)
+    shown = await api("PUT", f"/api/admin/categories/{created.json['id']}", token=token,
+                      json={"enabled": True})
+    assert shown.status == 200 and shown.json["enabled"] is True
+    assert created.json["id"] in [c["id"] for c in (await api("GET", "/api/categories")).json["items"]]
 
 
 @pytest.mark.gen_test

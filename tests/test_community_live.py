@@ -1,4 +1,4 @@
-"""Live community events across instances (issue 4 item 3; DESIGN §4): two server instances
+"""Live community events across instances (docs/architecture.md §6): two server instances
 on one real `redis-server`, sharing one document store; members connected to
 `/ws/community/{id}` on different instances see each other's posts, comments, reactions,
 joins and chat messages, published by the REST writers. A private community's socket is
@@ -6,38 +6,22 @@ for its members."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from bson import ObjectId
+from community_support import GAME, INSIDERS, CommunityInstance, next_event, read, ready
 from conftest import test_settings as settings_for
-from instances import Instance, start_instance, stop_instance
-from tornado.httpclient import HTTPRequest
+from instances import start_instance, stop_instance
 from tornado.websocket import websocket_connect
 
 from documents import sessions, users
 
-GAME, INSIDERS = "653000000000000000000001", "653000000000000000000002"
-TIMEOUT = 5.0
+pytestmark = pytest.mark.store  # opens instances on the test's store itself
 
 
 # --------------------------------------------------------------------------- instances
 # The pattern of tests/test_realtime.py: each instance has its own services, hub and HTTP
 # server on its own port; the second one uses the first one's document store.
-
-class CommunityInstance(Instance):
-    async def sign_in(self, email: str) -> str:
-        user = await users.get_by_email(self.services.db, email)
-        pair = await sessions.start_session(self.services.db, self.services.settings, user)
-        return pair["access_token"]
-
-    async def socket(self, community_id: str, token: str):
-        """A socket joined to the community's channel (its opening frames read)."""
-        url = self.base_url.replace("http", "ws", 1) + f"/ws/community/{community_id}?token={token}"
-        conn = await websocket_connect(HTTPRequest(url, connect_timeout=5, request_timeout=5))
-        first = await read(conn)
-        assert first is not None and first["type"] == "connected", (first, conn.close_code)
-        return conn
 
 
 @pytest.fixture
@@ -52,28 +36,6 @@ def cluster(io_loop, tmp_path, redis_url):
     a, b = io_loop.run_sync(start, timeout=30)
     yield a, b
     io_loop.run_sync(lambda: asyncio.gather(stop_instance(b), stop_instance(a)), timeout=30)
-
-
-async def read(conn, timeout: float = TIMEOUT) -> dict | None:
-    raw = await asyncio.wait_for(conn.read_message(), timeout)
-    return None if raw is None else json.loads(raw)
-
-
-async def next_event(conn, type: str, timeout: float = TIMEOUT) -> dict:
-    """The next frame of `type`, skipping presence and other events; fails on timeout."""
-    async def wait():
-        while True:
-            got = await read(conn, timeout)
-            assert got is not None, f"socket closed ({conn.close_code}) waiting for {type}"
-            if got["type"] == type:
-                return got
-    return await asyncio.wait_for(wait(), timeout)
-
-
-async def ready(conn) -> None:
-    """Ping/pong: once answered, the socket has joined its channel on its instance."""
-    await conn.write_message(json.dumps({"type": "ping"}))
-    await next_event(conn, "pong")
 
 
 # --------------------------------------------------------------------------- tests
@@ -206,3 +168,43 @@ async def test_many_reactions_through_both_instances_stay_exact(cluster):
     events = [await next_event(watcher, "new_reaction") for _ in range(36)]
     assert {e["data"]["post_id"] for e in events} == {post}
     watcher.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("crowd", [150])
+async def test_a_crowd_joining_a_large_community_costs_linear_frames(tmp_path, redis_url, crowd):
+    """`crowd` distinct users open the community on two instances: above
+    PRESENCE_COALESCE_ABOVE (30 here) nobody gets per-user presence events any more, only a
+    presence_count at most once a second; frames sent grow with the crowd, not its square."""
+    settings = settings_for(tmp_path, redis_url=redis_url, presence_coalesce_above=30)
+    a = await start_instance(settings, cls=CommunityInstance)
+    b = await start_instance(settings, db=a.services.db, cls=CommunityInstance)
+    conns = []
+    try:
+        db = a.services.db
+        people = []
+        for i in range(crowd):
+            user = await users.insert(db, users.new_user(f"c{i}@example.com", f"crowd{i}", None))
+            people.append((await sessions.start_session(db, settings, user))["access_token"])
+        watcher = await a.socket(GAME, await a.sign_in("buyer@hwc3d.com"))
+        await ready(watcher)
+        seen, started = [], asyncio.get_running_loop().time()
+        for i, token in enumerate(people):
+            conns.append(await (a if i % 2 else b).socket(GAME, token))
+        while not (seen and seen[-1]["type"] == "presence_count"
+                   and seen[-1]["data"]["count"] == crowd + 1):
+            got = await read(watcher, 15)
+            assert got is not None
+            seen.append(got)
+        seconds = asyncio.get_running_loop().time() - started
+        kinds = [f["type"] for f in seen]
+        assert kinds.count("presence_joined") <= 30              # while it was small
+        assert 1 <= kinds.count("presence_count") <= seconds + 2    # once a second at most
+        sent = sum(a.services.metrics.events_delivered.labels("community")._value.get()
+                   for a in (a, b))
+        assert sent < 12 * crowd, sent                         # n² would be ≥ 11,000
+    finally:
+        for conn in conns:
+            conn.close()
+        await stop_instance(b)
+        await stop_instance(a)

@@ -1,23 +1,16 @@
-"""Configuration (issue 2 items 1-3): environment variables and `.env`, a bad value stops
+"""Configuration: environment variables and `.env`, a bad value stops
 start-up naming the variable, production refuses unsafe defaults, and `python server.py`
 as a real process: the banner, the embedded store, serving, and a clean SIGTERM."""
-import json
-import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from processes import SERVER, Server, clean_env
 
 from config import ConfigError, RateLimit, load_settings
 from config.settings import DEFAULT_JWT_SECRET
 
-SERVER = Path(__file__).resolve().parent.parent / "server.py"
 STRONG_SECRET = "x" * 40
 
 
@@ -37,6 +30,8 @@ def test_no_variables_means_the_embedded_default():
             settings.rate_limit_anonymous, settings.rate_limit_admin) == (
         RateLimit(5, 60), RateLimit(10, 3600), RateLimit(100, 60), RateLimit(20, 60),
         RateLimit(1000, 60))
+    assert settings.earnings_hold_days == 14
+    assert settings_from(EARNINGS_HOLD_DAYS="0").earnings_hold_days == 0
 
 
 def test_seed_variable_names_are_read():
@@ -68,14 +63,41 @@ def test_seed_variable_names_are_read():
     ("RATE_LIMIT_DEFAULT", "0/minute"),
     ("RATE_LIMITS_ENABLED", "maybe"),
     ("REDIS_URL", "localhost:6379"),
+    ("REDIS_CLUSTER_URLS", "redis-1"),
+    ("REDIS_CLUSTER_URLS", "redis-1:6379,redis-2:not-a-port"),
+    ("REDIS_CLUSTER_URLS", "redis-1:70000"),
+    ("REDIS_CLUSTER_URLS", "redis+cluster://"),
+    ("REDIS_URL", "redis+cluster://redis-1"),
     ("MONGODB_URL", "http://db"),
     ("SMTP_PORT", "smtp"),
     ("ENV", "staging"),
     ("JWT_ALGORITHM", "RS256"),
+    ("EARNINGS_HOLD_DAYS", "-1"),
+    ("EARNINGS_HOLD_DAYS", "two weeks"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         settings_from(**{name: value})
+
+
+@pytest.mark.parametrize("environ", [
+    {"REDIS_CLUSTER_URLS": "redis-1:7000, redis-2:7001,redis-3:7002"},
+    {"REDIS_CLUSTER_URLS": "redis+cluster://redis-1:7000,redis-2:7001,redis-3:7002"},
+    {"REDIS_CLUSTER_URLS": "redis://redis-1:7000,redis://redis-2:7001,redis-3:7002"},
+    {"REDIS_URL": "redis+cluster://redis-1:7000,redis-2:7001,redis-3:7002/0"},
+])
+def test_a_redis_cluster_is_named_by_its_seed_nodes(environ):
+    settings = settings_from(**environ)
+    assert settings.redis_cluster_nodes == ("redis-1:7000", "redis-2:7001", "redis-3:7002")
+    assert settings.redis_url is None          # the job queue runs in process
+
+
+def test_a_cluster_beside_a_plain_redis_keeps_the_plain_one_for_the_job_queue():
+    settings = settings_from(REDIS_URL="redis://jobs:6379/0", REDIS_CLUSTER_URLS="redis-1:7000")
+    assert (settings.redis_url, settings.redis_cluster_nodes) == ("redis://jobs:6379/0",
+                                                                  ("redis-1:7000",))
+    with pytest.raises(ConfigError, match="keep one"):
+        settings_from(REDIS_URL="redis+cluster://redis-1:7000", REDIS_CLUSTER_URLS="redis-2:7000")
 
 
 def test_production_refuses_the_default_jwt_secret():
@@ -124,58 +146,6 @@ def test_a_bad_value_in_dotenv_is_named_too(tmp_path):
 
 
 # ----------------------------------------------------------------- server.py as a process
-
-def clean_env(**extra) -> dict:
-    """The process environment without any HWC3D variable of the developer's shell."""
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return {**keep, "PYTHONUNBUFFERED": "1", **extra}
-
-
-class Server:
-    """`python server.py` in a fresh folder (no `.env`), its stdout read by a thread."""
-
-    def __init__(self, cwd: Path, port: int, env: dict, args: tuple[str, ...] = ()):
-        self.port = port
-        self.stderr = open(cwd / "stderr.log", "w+")
-        self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port), *args],
-                                     cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.seen: list[str] = []
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout: float = 30) -> str:
-        """The first stdout line containing `text`; fails after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-        pytest.fail(f"no line with {text!r} within {timeout}s; stdout: {self.seen}; "
-                    f"stderr: {self.log()[-2000:]}")
-
-    def get(self, path: str) -> tuple[int, dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
-            return reply.status, json.loads(reply.read())
-
-    def log(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.stderr.close()
-
 
 @pytest.fixture
 def run_server(tmp_path):

@@ -9,13 +9,10 @@ from urllib.parse import urlparse
 
 import pytest
 from bson import ObjectId
+from demo_accounts import BUYER, CREATOR_ID, PENDING_OF_CREATOR, ROBOT, SNOWMAN
 from PIL import Image
 
-ROBOT = "652000000000000000000001"        # approved, public, by creator
-SNOWMAN = "652000000000000000000002"      # approved, public, by creator2
-PENDING = "652000000000000000000040"      # pending, by creator
 REJECTED = "652000000000000000000043"     # rejected + unpublished, by creator2
-CREATOR = "650000000000000000000003"
 IMAGE_LIMIT = 60_000
 VIDEO_LIMIT = 120_000
 
@@ -79,7 +76,7 @@ async def test_screenshot_set_as_thumbnail(api, tokens, services):
     assert reply.status == 201, reply.json
     media = reply.json
     assert media["kind"] == "screenshot" and media["model_id"] == ROBOT
-    assert media["owner_id"] == CREATOR and media["format"] == "PNG"
+    assert media["owner_id"] == CREATOR_ID and media["format"] == "PNG"
     assert (media["width"], media["height"]) == (320, 200)
     assert media["url"].endswith(".png") and "key" not in media
     assert media["model_thumbnail_url"] == media["url"]
@@ -89,7 +86,7 @@ async def test_screenshot_set_as_thumbnail(api, tokens, services):
     assert stored["file_id"] == ObjectId(media["file_id"])
     assert stored["key"] in stored_objects(services)
     record = await services.db.files.find_one({"_id": stored["file_id"]})
-    assert record["kind"] == "image" and record["owner_id"] == ObjectId(CREATOR)
+    assert record["kind"] == "image" and record["owner_id"] == ObjectId(CREATOR_ID)
     assert temp_files(services) == []
 
 
@@ -102,7 +99,8 @@ async def test_screenshot_without_thumbnail_flag_keeps_the_thumbnail(api, tokens
     assert reply.status == 201 and reply.json["model_thumbnail_url"] == before
     assert (await services.db.models.find_one({"_id": ObjectId(ROBOT)}))["thumbnail_url"] == before
     # the owner's pending model works too
-    reply = await upload(api, f"/api/models/{PENDING}/screenshot", token, [("file", "s.png", png())])
+    reply = await upload(api, f"/api/models/{PENDING_OF_CREATOR}/screenshot", token,
+                         [("file", "s.png", png())])
     assert reply.status == 201
 
 
@@ -169,7 +167,7 @@ async def test_record_video_refusals_store_nothing(api, tokens, services):
     assert reply.status == 400 and reply.json["error_code"] == "INVALID_FILE_TYPE"
     reply = await upload(api, path, creator, [("file", "big.mp4", MP4 + b"\x00" * VIDEO_LIMIT)])
     assert reply.status == 413 and reply.json["error_code"] == "FILE_TOO_LARGE"
-    reply = await upload(api, f"/api/models/{PENDING}/record-video", await tokens("buyer@hwc3d.com"),
+    reply = await upload(api, f"/api/models/{PENDING_OF_CREATOR}/record-video", await tokens(BUYER),
                          [("file", "v.mp4", MP4)])
     assert reply.status == 404
     await nothing_stored(services, before)

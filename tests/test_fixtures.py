@@ -1,16 +1,19 @@
-"""The demo data of the embedded default agrees with itself and with its files (issue 2 item 3).
+"""The demo data of the embedded default agrees with itself and with its files.
 
-`fixtures/generate.py` writes these files; this suite checks what every later test and
-benchmark relies on: fixed, unique ids; references that resolve; counters that match the
-records; model files that are real, small and analysed correctly; thumbnails that are PNGs,
-served by the local storage at their `thumbnail_url`.
+`fixtures/generate.py` writes these files (the blog posts and testimonials a fresh site
+shows, `blog_posts.json` and `testimonials.json`, are kept by hand); this suite checks what
+every later test and benchmark relies on: fixed, unique ids; references that resolve;
+counters that match the records; model files that are real, small and analysed correctly;
+thumbnails that are PNGs, served by the local storage at their `thumbnail_url`.
 """
 from __future__ import annotations
 
 import json
 import struct
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import trimesh
@@ -49,9 +52,15 @@ def glb_json(path: Path) -> dict:
     return json.loads(data[20:20 + length])
 
 
+# collections keyed by another document's id (a seller's balance) or by a name (counters)
+KEYED_ELSEWHERE = {"seller_balances", "counters"}
+
+
 def test_every_id_is_a_unique_object_id():
     seen = Counter()
     for collection, documents in DOCS.items():
+        if collection in KEYED_ELSEWHERE:
+            continue
         for doc in documents:
             assert isinstance(doc["_id"], ObjectId), (collection, doc["_id"])
             seen[doc["_id"]] += 1
@@ -190,7 +199,69 @@ async def test_seeded_store_holds_the_fixtures(services):
 @pytest.mark.gen_test
 async def test_thumbnail_of_a_seeded_model_is_served(api, services):
     model = await services.db.models.find_one({"status": "approved", "is_published": True})
-    reply = await api("GET", model["thumbnail_url"])
+    shown = (await api("GET", f"/api/models/{model['_id']}")).json
+    public_url = services.settings.public_url
+    for field in ("thumbnail_url", "preview_url", "file_url"):     # absolute, as uploads are
+        assert shown[field].startswith(public_url + "/files/"), shown[field]
+    path = urlsplit(shown["thumbnail_url"]).path
+    reply = await api("GET", path)
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "image/png"
-    assert reply.body == (FILES / model["thumbnail_url"][len("/files/"):]).read_bytes()
+    assert reply.body == (FILES / path[len("/files/"):]).read_bytes()
+
+
+@pytest.mark.gen_test
+async def test_a_fresh_site_shows_blog_posts_and_testimonials(api):
+    blog = await api("GET", "/api/blog/posts")
+    assert blog.status == 200 and blog.json["total"] == len(docs("blog_posts")) >= 3
+    assert all(p["status"] == "published" and p["title"] and p["excerpt"]
+               for p in blog.json["items"])
+    featured = await api("GET", "/api/blog/featured")
+    assert featured.status == 200
+    shown = (await api("GET", "/api/testimonials")).json["items"]
+    assert len(shown) == len(docs("testimonials")) >= 3
+    assert shown[0]["featured"] is True and all(t["author"] and t["text"] for t in shown)
+    home = (await api("GET", "/api/stats/homepage")).json
+    assert home["testimonials"]
+
+
+def test_fixture_blog_posts_and_testimonials_refer_to_real_users():
+    users = ids("users")
+    for post in docs("blog_posts"):
+        assert post["author_id"] in users and post["status"] == "published"
+    for testimonial in docs("testimonials"):
+        assert testimonial["is_approved"] and 1 <= testimonial["rating"] <= 5
+
+
+def test_past_sales_agree_and_are_past_the_hold():
+    """The demo orders: each line has its transaction, purchase and sale ledger line; the
+    sellers' pending balances are the sums of their lines; every line's hold has ended."""
+    from documents import money
+
+    users, models = ids("users"), {m["_id"]: m for m in docs("models")}
+    transactions = {t["transaction_id"]: t for t in docs("transactions")}
+    lines = {e["transaction_id"]: e for e in docs("ledger_entries")}
+    purchases = {(p["user_id"], p["model_id"]) for p in docs("purchases")}
+    per_seller: Counter = Counter()
+    sold: Counter = Counter()
+    for order in docs("orders"):
+        assert order["status"] == "paid" and order["buyer_id"] in users
+        assert order["total_cents"] == sum(x["amount_cents"] for x in order["lines"])
+        for line in order["lines"]:
+            txn, entry = transactions[line["transaction_id"]], lines[line["transaction_id"]]
+            model = models[line["model_id"]]
+            assert line["price_cents"] == model["price_cents"] > 0
+            assert line["seller_id"] == model["creator_id"] == txn["seller_id"]
+            assert line["fee_cents"] == money.platform_fee_cents(line["amount_cents"])
+            assert entry["amount_cents"] == txn["seller_amount_cents"] == \
+                line["seller_amount_cents"]
+            assert entry["available_at"] - entry["created_at"] == money.REFUND_WINDOW
+            assert entry["available_at"] < datetime.now(UTC).replace(tzinfo=None)
+            assert (order["buyer_id"], line["model_id"]) in purchases
+            per_seller[line["seller_id"]] += entry["amount_cents"]
+            sold[line["model_id"]] += 1
+    balances = {b["_id"]: b["pending_cents"] for b in docs("seller_balances")}
+    assert balances == dict(per_seller) and len(balances) == 2
+    assert all(m.get("sales_count", 0) == sold[m["_id"]] for m in models.values())
+    counters = {c["_id"]: c["seq"] for c in docs("counters")}
+    assert counters == {"ORD:2026": len(docs("orders")), "TXN:2026": len(transactions)}

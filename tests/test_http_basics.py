@@ -1,4 +1,4 @@
-"""HTTP basics every route shares (issue 2 item 4, DESIGN §3 and §9): CORS for configured
+"""HTTP basics every route shares (docs/architecture.md §3, §9): CORS for configured
 origins, request ids, the JSON error format (400/404/405/422/500), metrics and readiness.
 
 Two small test-only handlers are added to the real Application: one with a JSON body

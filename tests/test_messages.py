@@ -5,12 +5,9 @@ import asyncio
 
 import pytest
 from bson import ObjectId
+from demo_accounts import BUYER, BUYER2, BUYER2_ID, BUYER_ID, CREATOR, CREATOR_ID
 
 from documents import messages, users
-
-BUYER, BUYER2, CREATOR = "buyer@hwc3d.com", "buyer2@hwc3d.com", "creator@hwc3d.com"
-BUYER_ID, BUYER2_ID, CREATOR_ID = ("650000000000000000000005", "650000000000000000000006",
-                                   "650000000000000000000003")
 
 
 async def dm(api, token, content="Hello!", **to):
@@ -142,7 +139,7 @@ async def test_strangers_cannot_read_or_write_a_conversation(api, tokens, servic
     stranger = await tokens(CREATOR)
     path = f"/api/messages/{message['conversation_id']}"
     reply = await api("GET", path, token=stranger)
-    assert reply.status == 404 and reply.json["error_code"] == "CONVERSATION_NOT_FOUND"
+    assert reply.status == 404 and reply.json["reason"] == "CONVERSATION_NOT_FOUND"
     reply = await api("POST", f"{path}/send", json={"content": "sneaky"}, token=stranger)
     assert reply.status == 404
     assert await services.db.direct_messages.count_documents({}) == 1
@@ -185,7 +182,7 @@ async def test_unknown_recipient_is_404(api, tokens):
     token = await tokens(BUYER)
     for to in ({"recipient_id": str(ObjectId())}, {"recipient_username": "ghost"}):
         reply = await api("POST", "/api/messages", json={**to, "content": "x"}, token=token)
-        assert reply.status == 404 and reply.json["error_code"] == "USER_NOT_FOUND"
+        assert reply.status == 404 and reply.json["reason"] == "USER_NOT_FOUND"
 
 
 @pytest.mark.gen_test
@@ -216,7 +213,7 @@ async def test_malformed_json_is_400(api, tokens):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("qs", ["before=nope", "limit=0", "limit=101", "after=x"])
+@pytest.mark.parametrize("qs", ["before=nope", "limit=0", "limit=x"])
 async def test_history_rejects_bad_query(api, tokens, qs):
     message = await dm(api, await tokens(BUYER))
     reply = await api("GET", f"/api/messages/{message['conversation_id']}?{qs}",

@@ -1,4 +1,4 @@
-"""A direct message reaches the recipient live over `/ws/notifications` (issue 3, DESIGN §4).
+"""A direct message reaches the recipient live over `/ws/notifications` (docs/architecture.md §6).
 
 Skipped while `realtime/hub.py` is still the INTERIM hub that drops every event.
 """

@@ -8,10 +8,14 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
+from demo_accounts import BUYER, CREATOR2_ID, CREATOR_ID, ROBOT
 
-from documents import cart, money, orders
+from documents import coupons, fulfilment, money
 from documents.common import utcnow
-from tests.stripe_stub import BALLOON, BUYER, CREATOR, CREATOR2, HAMMER, ROBOT, WIZARD
+from tests.stripe_stub import BALLOON, HAMMER, WIZARD
+
+# these tests count sales, purchases and balances from zero
+pytestmark = pytest.mark.usefixtures("no_past_sales")
 
 AWKWARD = [BALLOON, WIZARD, ROBOT, HAMMER]   # 0.01, 0.99, 19.99, 1234.56
 
@@ -33,7 +37,7 @@ def test_fee_is_seven_and_a_half_percent_rounded_half_up():
 @pytest.mark.gen_test
 async def test_awkward_prices_agree_to_the_cent(api, tokens, services):
     db = services.db
-    await cart.create_coupon(db, "FIFTEEN", 15, max_uses=10, expires_at=utcnow() + timedelta(days=1))
+    await coupons.create_coupon(db, "FIFTEEN", 15, max_uses=10, expires_at=utcnow() + timedelta(days=1))
     token = await tokens(BUYER)
     for model_id in AWKWARD:
         assert (await api("POST", "/api/cart", json={"model_id": model_id}, token=token)).status == 201
@@ -66,8 +70,8 @@ async def test_awkward_prices_agree_to_the_cent(api, tokens, services):
     ledger = await db.ledger_entries.find({}).to_list(None)
     assert sum(e["amount_cents"] for e in ledger) == 98719
     assert all(e["status"] == "pending" and e["kind"] == "sale" for e in ledger)
-    assert (await money.get_balance(db, ObjectId(CREATOR)))["pending_cents"] == 1572
-    assert (await money.get_balance(db, ObjectId(CREATOR2)))["pending_cents"] == 1 + 78 + 97068
+    assert (await money.get_balance(db, ObjectId(CREATOR_ID)))["pending_cents"] == 1572
+    assert (await money.get_balance(db, ObjectId(CREATOR2_ID)))["pending_cents"] == 1 + 78 + 97068
     assert (await db.coupons.find_one({"code": "FIFTEEN"}))["used_count"] == 1
 
 
@@ -84,7 +88,7 @@ async def test_embedded_three_d_secure_and_retried_fulfilment(api, tokens, servi
     # the synchronous path and several retries at once: one delivery
     intent = await services.payments.confirm_payment_intent(body["payment_intent_id"])
     results = await asyncio.gather(*[
-        orders.fulfil_order(db, services.hub, services.mailer, ObjectId(body["order_id"]), intent)
+        fulfilment.fulfil_order(db, services.hub, services.mailer, ObjectId(body["order_id"]), intent)
         for _ in range(3)])
     assert {r["status"] for r in results} == {"paid"}
     done = await api("POST", "/api/checkout/process-payment", token=token,
@@ -95,7 +99,7 @@ async def test_embedded_three_d_secure_and_retried_fulfilment(api, tokens, servi
     assert await db.ledger_entries.count_documents({}) == 1
     assert await db.notifications.count_documents({"type": "model_purchased"}) == 1
     assert await db.emails.count_documents({"category": "purchase"}) == 1
-    assert (await money.get_balance(db, ObjectId(CREATOR)))["pending_cents"] == 1849
+    assert (await money.get_balance(db, ObjectId(CREATOR_ID)))["pending_cents"] == 1849
     assert (await db.models.find_one({"_id": ObjectId(ROBOT)}))["sales_count"] == 1
 
 
@@ -108,8 +112,8 @@ async def test_mismatched_payment_is_not_fulfilled(api, tokens, services):
     other = await services.payments.create_payment_intent(
         100, "usd", idempotency_key="other", metadata={}, payment_method_token="tok_visa")
     with pytest.raises(Exception) as caught:
-        await orders.fulfil_order(db, services.hub, services.mailer, ObjectId(body["order_id"]),
-                                  other)
+        await fulfilment.fulfil_order(db, services.hub, services.mailer, ObjectId(body["order_id"]),
+                                      other)
     assert getattr(caught.value, "error_code", None) == "PAYMENT_MISMATCH"
     assert (await db.orders.find_one({"_id": ObjectId(body["order_id"])}))["status"] == \
         "requires_action"
@@ -121,3 +125,20 @@ async def test_webhooks_refused_without_a_secret(api):
     reply = await api("POST", "/api/webhooks/stripe", body=b'{"id":"evt_1","type":"x"}',
                       headers={"Stripe-Signature": "t=1,v1=00"})
     assert reply.status == 400 and reply.json["error_code"] == "INVALID_SIGNATURE"
+
+
+@pytest.mark.gen_test
+async def test_racing_ledger_writes_move_a_balance_exactly_once(services):
+    """Twenty concurrent deliveries of one sale (webhook, confirmation and retries at once)
+    move the seller's pending balance once and leave no operation in flight."""
+    db = services.db
+    seller = ObjectId(CREATOR_ID)
+    before = (await money.get_balance(db, seller))["pending_cents"]
+    for round_ in range(5):
+        transaction = {"transaction_id": f"TXN-RACE-{round_}", "seller_id": seller,
+                       "seller_amount_cents": 1000}
+        await asyncio.gather(*[money.record_sale(db, transaction) for _ in range(20)])
+    balance = await db.seller_balances.find_one({"_id": seller})
+    assert balance["pending_cents"] == before + 5000 and balance["ops"] == []
+    entries = await db.ledger_entries.find({"transaction_id": {"$regex": "^TXN-RACE-"}}).to_list(None)
+    assert len(entries) == 5 and all(e["applied"] and "applied_claim" not in e for e in entries)

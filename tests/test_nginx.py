@@ -1,4 +1,4 @@
-"""`config/nginx.conf` in front of two `server.py` processes, with a real nginx (DESIGN §1, §9).
+"""`config/nginx.conf` in front of two `server.py` processes, with a real nginx (docs/architecture.md §1, §9).
 
 The module renders the production configuration with free ports and a temporary prefix
 (every line marked ``[test]`` is rewritten, nothing else), starts Debian's `nginx` as the
@@ -25,7 +25,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -38,50 +37,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from conftest import DEMO_PASSWORD, free_port
+from conftest import free_port
+from demo_accounts import BUYER, CREATOR, DEMO_PASSWORD, MODERATOR
+from nginx_support import nginx_binary, render_config
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "config" / "nginx.conf"
 TICKET = "657000000000000000000001"            # buyer's fixture ticket
-BUYER, MODERATOR, CREATOR = "buyer@hwc3d.com", "moderator@hwc3d.com", "creator@hwc3d.com"
 CLIENT_IP = "127.0.0.7"                        # a loopback source address the test binds to
 HIGH_LIMIT = "100000/minute"
 
 
 # --------------------------------------------------------------------------- config
-
-def render_config(text: str, prefix: Path, port: int, upstreams: list[int], user: str) -> str:
-    """`config/nginx.conf` with its ``[test]`` lines pointed at `prefix`, `port` and
-    `upstreams`, in the foreground, temp files under `prefix`. Fails when a marked line is
-    missing, so the test never runs a configuration other than the one in the repo."""
-    servers = re.findall(r"^[ \t]*server 127\.0\.0\.1:\d+ ([^;]*);.*\[test\]$", text, re.M)
-    assert len(servers) >= 2, "nginx.conf: no `server 127.0.0.1:<port> ...; # [test]` lines"
-    substitutions = [
-        (r"^user \S+;.*\[test\]$", f"user {user};"),
-        (r"^pid \S+;.*\[test\]$", f"pid {prefix}/nginx.pid;"),
-        (r"^error_log \S+( \w+)?;.*\[test\]$", f"error_log {prefix}/error.log info;"),
-        (r"^([ \t]*)access_log \S+ hwc3d;.*\[test\]$", rf"\g<1>access_log {prefix}/access.log hwc3d;"),
-        (r"^([ \t]*)listen 80;.*\[test\]$", rf"\g<1>listen 127.0.0.1:{port};"),
-        (r"^([ \t]*)server 127\.0\.0\.1:\d+ ([^;]*);.*\[test\]\n(?:[ \t]*server 127\.0\.0\.1:.*\[test\]\n)*",
-         "".join(rf"\g<1>server 127.0.0.1:{p} \g<2>;" + "\n" for p in upstreams)),
-        (r"^http \{$", "http {\n" + "".join(
-            f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))),
-    ]
-    for pattern, replacement in substitutions:
-        text, count = re.subn(pattern, replacement, text, flags=re.M)
-        assert count == 1, f"nginx.conf: expected one line matching {pattern!r}, found {count}"
-    return "daemon off;\n" + text
-
-
-def nginx_binary() -> str:
-    binary = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    if binary is None:
-        pytest.fail("nginx is not installed: install Debian's package `nginx` "
-                    "(apt-get install -y nginx; .ci/run does it on CI)")
-    return binary
 
 
 def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
@@ -178,16 +147,17 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, redis_url):
+def cluster(tmp_path_factory, redis_url, subprocess_store):
     binary = nginx_binary()
     root = tmp_path_factory.mktemp("nginx")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MONGODB", "REDIS", "S3_", "STRIPE", "SMTP", "RATE_LIMIT"))}
     env.update({"REDIS_URL": redis_url, "JWT_SECRET_KEY": "nginx-test-" + secrets.token_hex(24),
-                "BCRYPT_ROUNDS": "4", "PYTHONUNBUFFERED": "1", "LOG_FORMAT": "text",
+                "SEED_FIXTURES": "true", "BCRYPT_ROUNDS": "4", "PYTHONUNBUFFERED": "1", "LOG_FORMAT": "text",
                 "ANALYSIS_WORKERS": "1", "RATE_LIMITS_ENABLED": "true",
                 **{f"RATE_LIMIT_{kind}": HIGH_LIMIT
-                   for kind in ("AUTH", "UPLOAD", "DEFAULT", "ANONYMOUS", "ADMIN")}})
+                   for kind in ("AUTH", "UPLOAD", "DEFAULT", "ANONYMOUS", "ADMIN")},
+                **subprocess_store()})  # on the wire store both instances share one database
     instances = [Instance(name, root / name, env) for name in ("a", "b")]
     prefix = root / "prefix"
     prefix.mkdir()
@@ -438,3 +408,12 @@ async def test_sigterm_closes_with_1001_and_the_client_recovers_through_nginx(ng
     after = await next_frame(conn, "message_received")
     assert after["data"]["id"] == live["id"] and after["offset"] > replayed["offset"]
     conn.close()
+
+
+def test_websocket_keepalive_is_below_the_nginx_idle_timeout(app):
+    """Tornado pings each socket before nginx's 60 s idle timeout closes it, and a peer that
+    stops answering is dropped within that time too."""
+    interval = app.settings["websocket_ping_interval"]
+    timeout = app.settings["websocket_ping_timeout"]
+    assert 0 < interval < 60 and 0 < timeout < 60
+    assert app.settings["websocket_max_message_size"] > 0

@@ -5,18 +5,11 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from earnings_builders import (
-    ADMIN,
-    BUYER,
-    CREATOR,
-    CREATOR2,
-    MODERATOR,
-    add_bank,
-    balance,
-    cents,
-    give_available,
-    uid,
-)
+from demo_accounts import ADMIN, BUYER, CREATOR, CREATOR2, MODERATOR
+from earnings_builders import add_bank, balance, cents, give_available, uid
+
+# these tests count sales, purchases and balances from zero
+pytestmark = pytest.mark.usefixtures("no_past_sales")
 
 
 async def everything(db) -> str:

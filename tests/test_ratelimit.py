@@ -1,4 +1,4 @@
-"""Rate limits (issue 2 item 5, seed 001 §21, DESIGN §3): counted in Redis when REDIS_URL is
+"""Rate limits (seed 001 §21, docs/architecture.md §3): counted in Redis when REDIS_URL is
 set (so that a limit holds across instances) and in-process otherwise; 429
 RATE_LIMIT_EXCEEDED with `retry_after` and `Retry-After`; RATE_LIMITS_ENABLED=false turns
 them off. The limited routes here are small test-only handlers added to the real
@@ -11,9 +11,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from composition import close_services, open_services
 from config import RateLimit
-from handlers.app import close_services, make_app, open_services
+from handlers.app import make_app
 from handlers.base import ApiHandler, public
+
+pytestmark = pytest.mark.store  # opens instances on the test's store itself
 
 LOW_LIMITS = {"rate_limit_anonymous": RateLimit(3, 60), "rate_limit_default": RateLimit(4, 60),
               "rate_limit_admin": RateLimit(6, 60), "rate_limit_upload": RateLimit(2, 3600),

@@ -1,4 +1,4 @@
-"""The hubs across instances with a real `redis-server` (issue 3, DESIGN §4).
+"""The hubs across instances with a real `redis-server` (docs/architecture.md §6).
 
 Two instances run in the test process, each with its own services, Hub and HTTP server on
 its own port, sharing one document store and one Redis: events cross instances, recovery
@@ -15,23 +15,15 @@ import uuid
 import pytest
 from bson import ObjectId
 from conftest import test_settings as settings_for
+from demo_accounts import BUYER_ID
 from instances import Instance, start_instance, stop_instance
-from test_sockets import (
-    BUYER,
-    connect,
-    frame,
-    join,
-    new_community,
-    next_of,
-    send,
-    sign_in,
-    until,
-    ws_url,
-)
+from socket_support import connect, frame, join, new_community, next_of, send, sign_in, until, ws_url
 
 from realtime.broker import MemoryBroker, RedisBroker
 from realtime.hub import Hub
 from realtime.presence import RedisPresence
+
+pytestmark = pytest.mark.store  # opens instances on the test's store itself
 
 # --------------------------------------------------------------------------- instances
 
@@ -116,7 +108,7 @@ async def test_presence_shows_who_is_in_a_ticket_across_instances(cluster):
 @pytest.mark.gen_test(timeout=30)
 async def test_reconnect_elsewhere_recovers_exactly_the_missed_events(cluster):
     a, b = cluster
-    community = await new_community(a.services.db, members=(BUYER,))
+    community = await new_community(a.services.db, members=(BUYER_ID,))
     channel, token = f"community:{community}", await sign_in(a.services, "buyer@hwc3d.com")
     conn, _ = await join(ws_url(a.base_url, f"/ws/community/{community}", token))
     seen = await a.hub.publish(channel, "new_post", {"n": 0})
@@ -148,7 +140,7 @@ def settings_overrides(request):
 @pytest.mark.parametrize("settings_overrides", [{"history_size": 10}], indirect=True)
 async def test_since_older_than_the_kept_history_is_not_recovered(cluster):
     a, b = cluster
-    channel, token = f"notifications:{BUYER}", await sign_in(a.services, "buyer@hwc3d.com")
+    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
     first = await b.hub.publish(channel, "announcement", {"n": 0})
     for n in range(250):          # MAXLEN ~ trims whole stream nodes (100 entries each)
         await b.hub.publish(channel, "announcement", {"n": n + 1})
@@ -169,7 +161,7 @@ async def test_since_older_than_the_kept_history_is_not_recovered(cluster):
                          indirect=True)
 async def test_slow_consumer_on_a_is_closed_while_others_receive(cluster):
     a, b = cluster
-    channel, token = f"notifications:{BUYER}", await sign_in(a.services, "buyer@hwc3d.com")
+    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
     slow, _ = await join(ws_url(a.base_url, "/ws/notifications", token), presence=False)
     readers = [(await join(ws_url(i.base_url, "/ws/notifications", token), presence=False))[0]
                for i in (a, b)]
@@ -197,7 +189,7 @@ async def test_slow_consumer_on_a_is_closed_while_others_receive(cluster):
 async def test_redis_subscribes_only_to_channels_with_local_subscribers(cluster):
     a, b = cluster
     token = await sign_in(a.services, "buyer@hwc3d.com")
-    channel = f"hwc3d:rt:ch:notifications:{BUYER}"
+    channel = f"hwc3d:rt:ch:notifications:{BUYER_ID}"
     redis = a.hub.broker.commands
 
     async def subscribers() -> int:
@@ -227,7 +219,7 @@ async def test_redis_going_away_and_coming_back(tmp_path, own_redis):
     a = await start_instance(settings)
     b = await start_instance(settings, db=a.services.db)
     try:
-        channel, token = f"notifications:{BUYER}", await sign_in(a.services, "buyer@hwc3d.com")
+        channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
         on_a, _ = await join(ws_url(a.base_url, "/ws/notifications", token), presence=False)
         on_b, _ = await join(ws_url(b.base_url, "/ws/notifications", token), presence=False)
         before = await b.hub.publish(channel, "announcement", {"n": "before"})
@@ -248,8 +240,16 @@ async def test_redis_going_away_and_coming_back(tmp_path, own_redis):
 
         own_redis.start()
         await until(lambda: a.hub.broker.connected and b.hub.broker.connected, 15)
+        # A's outbox is published in order once Redis is back: B's socket gets both events
+        # with offsets; A's sockets do not get again what they had (`late` joined after
+        # "during" was written: it gets that one now)
+        queued = [await frame(on_b, 10) for _ in range(2)]
+        assert [f["data"] for f in queued] == [{"n": "during"}, {"n": "local"}]
+        assert queued[0]["offset"] < queued[1]["offset"] and queued[0]["offset"] > before["offset"]
+        got = await frame(late, 10)
+        assert (got["data"], got["offset"]) == ({"n": "during"}, queued[0]["offset"])
         after = await b.hub.publish(channel, "announcement", {"n": "after"})
-        assert after["offset"] > before["offset"]
+        assert after["offset"] == queued[1]["offset"] + 1
         for conn in (on_a, late, on_b):
             got = await frame(conn, 10)
             assert (got["data"], got["offset"]) == ({"n": "after"}, after["offset"])

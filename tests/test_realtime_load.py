@@ -1,4 +1,4 @@
-"""The hub under load (issue 3 §6 benchmark findings): bursts of joins never run out of Redis
+"""The hub under load (benchmark findings): bursts of joins never run out of Redis
 connections, presence stays exact through many joins and leaves on two instances at O(1)
 per change, snapshots are capped, and an idle socket costs no task of its own.
 """
@@ -18,6 +18,8 @@ from handlers.metrics import Metrics
 from realtime.broker import MemoryBroker, RedisBroker
 from realtime.hub import Hub
 from realtime.presence import SNAPSHOT_LIMIT, MemoryPresence, RedisPresence
+
+pytestmark = pytest.mark.store  # opens instances on the test's store itself
 
 
 class Sink:
@@ -174,7 +176,7 @@ async def test_presence_stays_exact_through_many_joins_and_leaves_on_two_instanc
             await hub.close()
 
 
-@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gen_test(timeout=120)
 async def test_presence_snapshot_is_capped_with_the_exact_count(tmp_path, redis_url):
     settings = settings_for(tmp_path, redis_url=redis_url)
     memory_hub = Hub(settings, MemoryBroker(100, 60), MemoryPresence(), Metrics())
@@ -233,3 +235,44 @@ class Limits:
 
     def __init__(self, ws_queue_size: int):
         self.ws_queue_size = ws_queue_size
+
+
+# --------------------------------------------------------------------------- large channels
+
+async def crowd(hub, channel: str, users: int) -> tuple[list[Sink], float]:
+    """`users` distinct users join `channel` at once; (their sinks, seconds it took until the
+    last presence_count says all are there)."""
+    started = time.monotonic()
+    sinks = [Sink() for _ in range(users)]
+    await asyncio.gather(*(hub.join(hub.connection(s.send, s.close, info(i)), channel)
+                           for i, s in enumerate(sinks)))
+    await until(lambda: any(f["data"]["count"] == users for f in sinks[0].of("presence_count")),
+                10)
+    return sinks, time.monotonic() - started
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_presence_frames_grow_linearly_in_a_large_community(tmp_path, redis_url):
+    settings = settings_for(tmp_path, redis_url=redis_url, presence_coalesce_above=20)
+    frames = {}
+    for users in (80, 240):
+        hub = redis_hub(settings, redis_url, f"test:{uuid.uuid4().hex[:8]}:")
+        await hub.start()
+        try:
+            channel = f"community:{ObjectId()}"
+            sinks, seconds = await crowd(hub, channel, users)
+            per_socket = [len(s.frames) for s in sinks]
+            frames[users] = sum(per_socket)
+            for sink in sinks:
+                counts = sink.of("presence_count")
+                assert len(counts) <= seconds + 2          # at most one a second
+                assert len(sink.of("presence")) == 1
+                assert len(sink.of("presence")[0]["data"]["users"]) <= SNAPSHOT_LIMIT
+            # per-user events only while the channel was small: a socket hears of 20 at most
+            assert max(len(s.of("presence_joined")) for s in sinks) <= 20
+            assert sinks[0].of("presence_count")[-1]["data"] == {"count": users,
+                                                                 "staff_online": False}
+        finally:
+            await hub.close()
+    # three times the users: about three times the frames (n² would be nine times)
+    assert frames[240] < 4.5 * frames[80], frames

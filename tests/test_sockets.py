@@ -1,6 +1,6 @@
 """WebSocket endpoints on one instance (embedded broker): auth and channel authorization
 before any event, the three channels, client frames and bad frames, recovery with `since`,
-presence, slow consumers and shutdown (issue 3, DESIGN §4).
+presence, slow consumers and shutdown (docs/architecture.md §6).
 
 Cross-instance delivery over a real Redis is in `test_realtime.py`, which reuses the helpers
 below.
@@ -10,110 +10,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 
 import jwt
 import pytest
 from bson import ObjectId
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
+from demo_accounts import BUYER2_ID, BUYER_ID
+from socket_support import (
+    connect,
+    frame,
+    join,
+    new_community,
+    new_ticket,
+    next_of,
+    refused,
+    send,
+    until,
+    ws_url,
+)
+from tornado.httpclient import HTTPClientError
 
 from config import RateLimit
-from documents import communities, notifications, sessions, users
-from documents.common import utcnow
-
-BUYER, BUYER2, CREATOR = "650000000000000000000005", "650000000000000000000006", \
-    "650000000000000000000003"
-
+from documents import communities, notifications, sessions
 
 # --------------------------------------------------------------------------- helpers
-
-def ws_url(base_url: str, path: str, token: str | None = None, **params) -> str:
-    """`path` on the server of `base_url` as a ws:// URL with `token` and query `params`."""
-    if token is not None:
-        params["token"] = token
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return base_url.replace("http", "ws", 1) + path + (f"?{query}" if query else "")
-
-
-async def connect(url: str, headers: dict | None = None):
-    return await websocket_connect(HTTPRequest(url, headers=headers or {}, connect_timeout=5,
-                                               request_timeout=5))
-
-
-async def frame(conn, timeout: float = 5.0) -> dict | None:
-    """The next frame as a dict; None once the socket is closed."""
-    raw = await asyncio.wait_for(conn.read_message(), timeout)
-    return None if raw is None else json.loads(raw)
-
-
-async def next_of(conn, type: str, timeout: float = 5.0, where=None) -> dict:
-    """The next frame of `type` (for which `where(frame)` holds), skipping the others."""
-    async def read():
-        while True:
-            got = await frame(conn, timeout)
-            assert got is not None, f"socket closed ({conn.close_code}) waiting for {type}"
-            if got["type"] == type and (where is None or where(got)):
-                return got
-    return await asyncio.wait_for(read(), timeout)
-
-
-async def join(url: str, headers: dict | None = None, presence: bool = True):
-    """Connect and read the opening frames; returns (conn, {type: frame})."""
-    conn = await connect(url, headers)
-    opening = {"connected": await frame(conn)}
-    assert opening["connected"]["type"] == "connected", opening
-    if presence:
-        opening["presence"] = await next_of(conn, "presence")
-    return conn, opening
-
-
-async def refused(url: str, headers: dict | None = None) -> tuple[int, str]:
-    """Connect to a socket that must be refused: no frame at all, then a close code."""
-    conn = await connect(url, headers)
-    assert await frame(conn) is None, "an event was sent before authorization"
-    return conn.close_code, conn.close_reason
-
-
-async def send(conn, payload) -> None:
-    await conn.write_message(payload if isinstance(payload, (str, bytes)) else json.dumps(payload),
-                             binary=isinstance(payload, bytes))
-
-
-async def sign_in(services, email: str) -> str:
-    user = await users.get_by_email(services.db, email)
-    return (await sessions.start_session(services.db, services.settings, user))["access_token"]
-
-
-async def new_ticket(api, token: str, subject: str = "Cannot download") -> str:
-    reply = await api("POST", "/api/support/tickets", token=token,
-                      json={"subject": subject, "category": "Technical", "message": "Help"})
-    assert reply.status == 201, reply.json
-    return reply.json["id"]
-
-
-async def new_community(db, *, private: bool = False, status: str = "active",
-                        members: tuple[str, ...] = ()) -> str:
-    now = utcnow()
-    name = f"Sculptors {uuid.uuid4().hex[:8]}"
-    result = await db[communities.COMMUNITIES].insert_one({
-        "name": name, "name_lower": name.lower(), "slug": name.lower().replace(" ", "-"),
-        "description": "", "creator_id": ObjectId(CREATOR), "member_count": len(members),
-        "post_count": 0, "status": status, "is_private": private, "require_approval": False,
-        "rules": [], "created_at": now, "updated_at": now})
-    for user_id in members:
-        await db[communities.MEMBERS].insert_one({
-            "community_id": result.inserted_id, "user_id": ObjectId(user_id), "role": "member",
-            "status": "active", "joined_at": now})
-    return str(result.inserted_id)
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    """Wait until `predicate()` is true (polling the server's own state), or fail."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +51,7 @@ async def test_missing_bad_expired_and_revoked_tokens_get_4401(services, base_ur
     assert (await refused(ws_url(base_url, path, "not-a-jwt")))[0] == 4401
 
     settings, now = services.settings, int(time.time())
-    expired = jwt.encode({"sub": BUYER, "roles": ["buyer"], "type": "access", "jti": "x",
+    expired = jwt.encode({"sub": BUYER_ID, "roles": ["buyer"], "type": "access", "jti": "x",
                           "iat": now - 3600, "exp": now - 60}, settings.jwt_secret_key,
                          algorithm=settings.jwt_algorithm)
     code, reason = await refused(ws_url(base_url, path, expired))
@@ -148,11 +67,11 @@ async def test_missing_bad_expired_and_revoked_tokens_get_4401(services, base_ur
 @pytest.mark.gen_test
 async def test_socket_is_closed_when_its_token_expires(services, base_url):
     settings, now = services.settings, int(time.time())
-    short = jwt.encode({"sub": BUYER, "roles": ["buyer"], "type": "access", "jti": "short",
-                        "iat": now, "exp": now + 1}, settings.jwt_secret_key,
+    short = jwt.encode({"sub": BUYER_ID, "roles": ["buyer"], "type": "access", "jti": "short",
+                        "iat": now, "exp": now + 3}, settings.jwt_secret_key,
                        algorithm=settings.jwt_algorithm)
     conn, _ = await join(ws_url(base_url, "/ws/notifications", short), presence=False)
-    assert await frame(conn, 4) is None
+    assert await frame(conn, 10) is None
     assert (conn.close_code, conn.close_reason) == (4401, "Access token expired")
 
 
@@ -162,7 +81,7 @@ async def test_token_from_header_or_cookie(base_url, api, tokens):
     ticket = await new_ticket(api, token)
     for headers in ({"Authorization": f"Bearer {token}"}, {"Cookie": f"access_token={token}"}):
         conn, opening = await join(ws_url(base_url, f"/ws/support/{ticket}"), headers)
-        assert opening["connected"]["data"]["user_id"] == BUYER
+        assert opening["connected"]["data"]["user_id"] == BUYER_ID
         conn.close()
 
 
@@ -293,6 +212,8 @@ BAD_FRAMES = [
     ('{"type": "read", "id": 7}', "VALIDATION_ERROR"),
     ('{"type": "ping", "ref": ["x"]}', "VALIDATION_ERROR"),
     (b"\x00\x01binary", "INVALID_FRAME"),
+    ('{"type": "message", "content": "half a pair \\ud800 here"}', "VALIDATION_ERROR"),
+    ('{"type": "message", "content": "a NUL \\u0000 here"}', "VALIDATION_ERROR"),
 ]
 
 
@@ -318,17 +239,17 @@ async def test_every_bad_frame_gets_an_error_and_the_socket_stays_open(services,
 async def test_notifications_socket_refuses_writes_and_marks_read(services, base_url, tokens):
     token = await tokens("buyer@hwc3d.com")
     conn, opening = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
-    assert opening["connected"]["channel"] == f"notifications:{BUYER}"
+    assert opening["connected"]["channel"] == f"notifications:{BUYER_ID}"
     for payload in ({"type": "message", "content": "hi"}, {"type": "typing"}, {"type": "read"}):
         await send(conn, payload)
         assert (await next_of(conn, "error"))["data"]["error_code"] in ("NOT_ALLOWED",
                                                                         "VALIDATION_ERROR")
 
-    note = await notifications.notify(services.db, services.hub, BUYER, "new_follower",
+    note = await notifications.notify(services.db, services.hub, BUYER_ID, "new_follower",
                                       "New follower", "buyer2 followed you")
     event = await next_of(conn, "new_follower")
     assert event["data"]["id"] == note["id"] and event["offset"] is not None
-    other = await notifications.notify(services.db, services.hub, BUYER2, "new_follower",
+    other = await notifications.notify(services.db, services.hub, BUYER2_ID, "new_follower",
                                        "New follower", "not for buyer")
 
     await send(conn, {"type": "read", "id": other["id"]})
@@ -347,9 +268,9 @@ async def test_notifications_socket_refuses_writes_and_marks_read(services, base
 @pytest.mark.gen_test
 async def test_community_access_and_chat(services, base_url, tokens):
     db = services.db
-    public = await new_community(db, members=(BUYER,))
-    private = await new_community(db, private=True, members=(BUYER,))
-    suspended = await new_community(db, status="suspended", members=(BUYER,))
+    public = await new_community(db, members=(BUYER_ID,))
+    private = await new_community(db, private=True, members=(BUYER_ID,))
+    suspended = await new_community(db, status="suspended", members=(BUYER_ID,))
     buyer, outsider = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
 
     assert (await refused(ws_url(base_url, f"/ws/community/{ObjectId()}", buyer)))[0] == 4404
@@ -392,7 +313,7 @@ def settings_overrides(request):
 @pytest.mark.gen_test
 async def test_since_recovers_exactly_the_missed_events(services, base_url, tokens):
     token = await tokens("buyer@hwc3d.com")
-    channel, hub = f"notifications:{BUYER}", services.hub
+    channel, hub = f"notifications:{BUYER_ID}", services.hub
     conn, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     first = await hub.publish(channel, "announcement", {"n": 0})
     assert (await next_of(conn, "announcement"))["offset"] == first["offset"]
@@ -417,7 +338,7 @@ async def test_since_recovers_exactly_the_missed_events(services, base_url, toke
 
 @pytest.mark.gen_test
 async def test_since_past_the_history_bound_is_not_recovered(services, base_url, tokens):
-    token, channel = await tokens("buyer@hwc3d.com"), f"notifications:{BUYER}"
+    token, channel = await tokens("buyer@hwc3d.com"), f"notifications:{BUYER_ID}"
     first = await services.hub.publish(channel, "announcement", {"n": 0})
     for n in range(6):                                         # history_size is 5
         await services.hub.publish(channel, "announcement", {"n": n + 1})
@@ -437,7 +358,7 @@ async def test_since_past_the_history_bound_is_not_recovered(services, base_url,
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("settings_overrides", [{"ws_queue_size": 8}], indirect=True)
 async def test_slow_consumer_is_closed_and_others_keep_receiving(services, base_url, tokens):
-    hub, channel = services.hub, f"notifications:{BUYER}"
+    hub, channel = services.hub, f"notifications:{BUYER_ID}"
     token = await tokens("buyer@hwc3d.com")
     slow, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     fast, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)

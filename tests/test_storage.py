@@ -1,29 +1,20 @@
-"""Storage backends (DESIGN §6): S3 through moto's server (put, get, presign, multipart,
+"""Storage backends (docs/architecture.md §7): S3 through moto's server (put, get, presign, multipart,
 delete, bucket creation), uploads through the app on S3, and the local backend's keys."""
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
-from conftest import free_port
-from moto.server import ThreadedMotoServer
-from test_uploads import CREATOR, image_bytes, mesh_bytes, upload
+from demo_accounts import BUYER, CREATOR, ROBOT
 from tornado.httpclient import AsyncHTTPClient
+from upload_support import image_bytes, mesh_bytes, upload
 
 from config import load_settings
 from storage.local import LocalStorage
 from storage.s3 import MULTIPART_THRESHOLD, S3Storage
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def s3_overrides(moto_url: str, bucket: str) -> dict:
@@ -135,20 +126,24 @@ def test_local_signatures_bind_key_and_expiry(tmp_path):
     @pytest.mark.gen_test(timeout=60)
     async def test_purchase_download_is_an_s3_presigned_url(self, api, tokens, services,
                                                             moto_url):
-        """Issue 5 item 4: on S3 the download link is presigned, expires in minutes, serves
-        the bought file, and counts against the purchase."""
-        from tests.stripe_stub import BUYER, ROBOT
-
+        """On S3 a followed download link redirects to a presigned URL that expires in
+        minutes and serves the bought file as an attachment; it counts against the
+        purchase once followed."""
         token = await tokens(BUYER)
         bought = await api("POST", "/api/checkout", token=token, json={
             "model_ids": [ROBOT], "payment_details": {"card_token": "tok_visa"}})
         assert bought.status == 200, bought.json
         link = await api("GET", f"/api/purchases/{ROBOT}/download", token=token)
         assert link.status == 200, link.json
-        url = link.json["download_url"]
         ttl = services.settings.download_url_ttl_minutes * 60
+        assert link.json["expires_in"] == ttl and link.json["download_count"] == 0
+        parts = urlsplit(link.json["download_url"])
+        followed = await api("GET", parts.path)          # no header, as a browser tab
+        assert followed.status == 302
+        url = followed.headers["Location"]
         assert url.startswith(f"{moto_url}/hwc3d-app/") and "X-Amz-Signature=" in url
-        assert f"X-Amz-Expires={ttl}" in url and link.json["expires_in"] == ttl
+        assert "X-Amz-Expires=300" in url and "attachment" in unquote(url)
         fetched = await AsyncHTTPClient().fetch(url, raise_error=False)
         assert fetched.code == 200 and fetched.body[:4] == b"glTF"
-        assert link.json["download_count"] == 1 and link.json["remaining_downloads"] == 9
+        again = await api("GET", f"/api/purchases/{ROBOT}/download", token=token)
+        assert again.json["download_count"] == 1 and again.json["remaining_downloads"] == 9

@@ -4,7 +4,8 @@ the period end, a second cancel is 409, concurrent subscribes charge once."""
 import asyncio
 
 import pytest
-from earnings_builders import BUYER, CREATOR, cents, uid
+from demo_accounts import BUYER, CREATOR
+from earnings_builders import cents, uid
 
 
 def subscribe_body(plan="pro", token="tok_visa", **extra):

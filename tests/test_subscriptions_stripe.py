@@ -1,12 +1,11 @@
-"""Subscriptions are billed through the same payment provider as checkout (issue 5 item 7):
+"""Subscriptions are billed through the same payment provider as checkout:
 the real `stripe` library against the local Stripe stand-in, no patching."""
 from __future__ import annotations
 
 import pytest
+from demo_accounts import BUYER_ID
 
 from tests.stripe_stub import stripe_settings
-
-BUYER_ID = "650000000000000000000005"
 
 
 @pytest.fixture

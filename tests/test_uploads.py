@@ -1,4 +1,4 @@
-"""Uploads over real HTTP (seed 000 §8, seed 001 §6 and §15, DESIGN §6): models analysed with
+"""Uploads over real HTTP (seed 000 §8, seed 001 §6 and §15, docs/architecture.md §7): models analysed with
 trimesh, images and avatars with Pillow, type by content, size limits, signed local URLs,
 deletion rules, model creation with files."""
 from __future__ import annotations
@@ -7,74 +7,28 @@ import asyncio
 import io
 import json
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 import pytest
 import trimesh
 from bson import ObjectId
+from demo_accounts import ADMIN, BUYER, CREATOR, CREATOR2
 from PIL import Image
 from tornado.httpclient import HTTPRequest
-
-CREATOR = "creator@hwc3d.com"
-CREATOR2 = "creator2@hwc3d.com"
-BUYER = "buyer@hwc3d.com"
-ADMIN = "admin@hwc3d.com"
-
+from upload_support import (
+    MODEL_FIELDS,
+    image_bytes,
+    mesh_bytes,
+    multipart,
+    nothing_stored,
+    stored_objects,
+    temp_files,
+    upload,
+)
 
 # --------------------------------------------------------------------------- helpers
-
-def multipart(fields: dict | None = None, files: list | None = None) -> tuple[bytes, dict]:
-    """A multipart/form-data body: `fields` {name: str | [str]}, `files` [(name, filename,
-    bytes)]. Returns (body, headers)."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in (fields or {}).items():
-        for item in value if isinstance(value, list) else [value]:
-            out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                      f"{item}\r\n".encode())
-    for name, filename, data in files or []:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                  f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                  .encode())
-        out.write(data)
-        out.write(b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-
-
-async def upload(api, path: str, token: str | None, files: list, fields: dict | None = None):
-    body, headers = multipart(fields, files)
-    return await api("POST", path, token=token, headers=headers, body=body, timeout=60)
-
-
-def mesh_bytes(file_type: str, mesh=None) -> bytes:
-    data = (mesh or trimesh.creation.icosphere()).export(file_type=file_type)
-    return data.encode() if isinstance(data, str) else data
-
-
-def image_bytes(size=(640, 400), fmt="JPEG", color=(200, 30, 30), exif: bool = False) -> bytes:
-    image = Image.new("RGB", size, color)
-    out = io.BytesIO()
-    options = {}
-    if exif:
-        data = Image.Exif()
-        data[0x010F] = "SpyCam"  # Make
-        data[0x0110] = "Model-X"  # Model
-        options["exif"] = data.tobytes()
-    image.save(out, fmt, **options)
-    return out.getvalue()
-
-
-def stored_objects(services) -> set[str]:
-    root = Path(services.storage.root)
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
-def temp_files(services) -> list[Path]:
-    tmp = Path(services.settings.data_dir) / "tmp"
-    return [p for p in tmp.iterdir()] if tmp.is_dir() else []
+# multipart bodies and file bytes live in tests/upload_support.py, shared with other modules
 
 
 async def fetch(http_client, url: str):
@@ -85,12 +39,6 @@ def local_path(url: str) -> str:
     """The path and query of a URL issued by the server (its public_url is not the test port)."""
     parsed = urlparse(url)
     return urlunparse(("", "", parsed.path, "", parsed.query, ""))
-
-
-async def nothing_stored(services, before: set[str]) -> None:
-    assert stored_objects(services) == before
-    assert await services.db.files.count_documents({}) == 0
-    assert temp_files(services) == []
 
 
 # --------------------------------------------------------------------------- models
@@ -394,9 +342,6 @@ async def test_uploads_need_auth(api, path, services):
 
 
 # --------------------------------------------------------------------------- model creation
-
-MODEL_FIELDS = {"title": "Icosphere Pack", "description": "Round things", "price": "29.99",
-                "category": "Characters", "tags": '["sphere", "Low-Poly"]'}
 
 
 async def _category(services) -> str:

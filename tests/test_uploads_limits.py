@@ -1,12 +1,13 @@
-"""Upload limits (seed 001 §15, §21; DESIGN §6): sizes enforced while streaming (413 and
+"""Upload limits (seed 001 §15, §21; docs/architecture.md §7): sizes enforced while streaming (413 and
 nothing stored), the upload rate limit, and the analysis time limit."""
 from __future__ import annotations
 
 import os
 
 import pytest
-from test_uploads import (
-    CREATOR,
+from demo_accounts import CREATOR
+from tornado.httpclient import HTTPRequest
+from upload_support import (
     MODEL_FIELDS,
     image_bytes,
     mesh_bytes,
@@ -16,7 +17,6 @@ from test_uploads import (
     temp_files,
     upload,
 )
-from tornado.httpclient import HTTPRequest
 
 from config import RateLimit
 

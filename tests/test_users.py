@@ -1,4 +1,4 @@
-"""Users: own profile, password change, account deletion, public profiles (issue 2 item 7)."""
+"""Users: own profile, password change, account deletion, public profiles."""
 from __future__ import annotations
 
 import time
@@ -7,9 +7,9 @@ import uuid
 import jwt
 import pytest
 from bson import ObjectId
+from demo_accounts import DEMO_PASSWORD
 
 from documents import users
-from tests.conftest import DEMO_PASSWORD
 
 ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
     f"65000000000000000000000{i}" for i in range(1, 7))
@@ -33,7 +33,7 @@ async def test_get_me_shows_private_fields_but_no_secrets(api, tokens):
     me = reply.json
     assert me["id"] == BUYER and me["email"] == "buyer@hwc3d.com"
     assert me["profile"]["country"] == "Nigeria"
-    assert me["roles"] == ["buyer"] and me["has_password"] is True
+    assert me["roles"] == ["buyer", "user"] and me["has_password"] is True
     for secret in ("password_hash", "totp_secret", "tokens_valid_after", "username_lower"):
         assert secret not in me
 
@@ -93,7 +93,7 @@ async def test_put_me_buyer_may_become_creator_but_never_staff_or_back(api, toke
     assert reply.status == 422 and "staff_role" in reply.json["field_errors"]
     reply = await api("PUT", "/api/users/me", token=token, json={"user_type": "creator"})
     assert reply.status == 200 and reply.json["user_type"] == "creator"
-    assert reply.json["roles"] == ["creator"]
+    assert reply.json["roles"] == ["creator", "user"]
     reply = await api("PUT", "/api/users/me", token=token, json={"user_type": "buyer"})
     assert reply.status == 403
     stored = await services.db.users.find_one({"_id": ObjectId(BUYER)})

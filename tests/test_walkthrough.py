@@ -1,4 +1,4 @@
-"""Issue 2 "What it must show": the README's walk-through against a real `server.py` process.
+""": the README's walk-through against a real `server.py` process.
 
 The server runs exactly as a newcomer starts it (embedded default, seeded fixtures), and
 the test talks to it over real HTTP: register, login, me, refresh, upload of a real GLB
@@ -20,19 +20,22 @@ from pathlib import Path
 
 import pyotp
 import pytest
+import spec_conformance
 import trimesh
-from conftest import ADMIN_TOTP_SECRET, DEMO_PASSWORD, free_port
+from conftest import free_port
+from demo_accounts import ADMIN_TOTP_SECRET, DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture  # one server per test: the admin TOTP code of a walk is used once
+def server(tmp_path_factory, subprocess_store):
     port = free_port()
     data = tmp_path_factory.mktemp("walkthrough")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "REDIS", "S3_",
                                                                        "STRIPE", "SMTP"))}
-    env.update({"DATA_DIR": str(data), "BCRYPT_ROUNDS": "4", "PYTHONUNBUFFERED": "1"})
+    env.update({"DATA_DIR": str(data), "BCRYPT_ROUNDS": "4", "PYTHONUNBUFFERED": "1",
+                "SEED_FIXTURES": "true", **subprocess_store()})  # demo data on any store
     proc = subprocess.Popen([sys.executable, "server.py", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -62,9 +65,11 @@ def call(base: str, method: str, path: str, payload=None, token=None, body=None,
     request = urllib.request.Request(base + path, data=body, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
+            status, raw, kind = response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        status, raw, kind = error.code, error.read(), error.headers
+    spec_conformance.check(method, path, status, kind.get("Content-Type", ""), raw)
+    return status, json.loads(raw or b"null")
 
 
 def multipart(fields: dict, files: dict) -> tuple[bytes, dict]:
@@ -130,3 +135,48 @@ def test_newcomer_walkthrough(server):
     assert status in (200, 204)
     status, error = call(server, "GET", "/api/auth/me", token=token)
     assert status == 401 and error["error_code"]
+
+
+def test_a_port_in_use_stops_start_up_at_once(tmp_path):
+    """A taken port: one line on stderr and exit 1, before any seeding."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATA_DIR": str(tmp_path / "data")}
+        done = subprocess.run([sys.executable, "server.py", "--port", str(port)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in done.stderr
+    assert "seeded" not in done.stdout + done.stderr
+
+
+def readme_walkthrough() -> str:
+    """The shell block of README "A walk through with curl", as written there."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A walk through with curl\n", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```\n", 1)[0]
+
+
+def test_the_readme_walkthrough_runs_verbatim(server, tmp_path):
+    """The README's five journeys, pasted as they are, against a fresh server: every step
+    answers, and each prints what its page shows."""
+    script = readme_walkthrough()
+    assert "API=${API:-http://127.0.0.1:8888/api}" in script
+    (tmp_path / ".venv").symlink_to(sys.prefix)   # the project's venv, where the tests run
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
+                          env={**os.environ, "API": f"{server}/api"}, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] and lines[1]                                # a featured title, a category
+    assert lines[2].endswith(" faces") and int(lines[2].split()[0]) > 0   # the 3D preview loads
+    assert lines[3:6] == ["pending", "approved", "Shiny ball"]  # upload, review, public list
+    assert lines[6] == "Shiny ball" and lines[7] == "4.49"      # cart, WELCOME10 on 4.99
+    sphere = trimesh.creation.icosphere()
+    assert lines[8] == f"{len(sphere.faces)} faces"             # the bought file downloads
+    assert lines[9] == "active"                                 # community joined
+    assert lines[10:] == ["Bought it, lovely.", "1"]            # comment and reaction
+    assert (tmp_path / "bought.glb").stat().st_size > 1000

@@ -1,5 +1,5 @@
 """Community management and content reports for staff (seed 000 §7, seed 001 §13 "Community
-Management", issue 4 items 1–2).
+Management").
 
     GET/POST       /api/admin/communities                every status (filters) / create
                                                           (active at once)
@@ -16,7 +16,7 @@ from __future__ import annotations
 from bson import ObjectId
 from marshmallow import fields, validate
 
-from documents import admin_actions, communities, reports
+from documents import admin_actions, communities, community_removal, reports
 from documents.errors import Conflict
 from handlers.base import ApiSchema, PageQuery, body, query, responds, staff
 from handlers.communities import (
@@ -148,7 +148,7 @@ class AdminCommunityHandler(CommunityBase):
     async def delete(self, community_id: str) -> None:
         """Delete a community with its members, posts and chat. 204."""
         community = await communities.require(self.db, community_id)
-        await communities.delete(self.db, community)
+        await community_removal.remove_community(self.db, community)
         await admin_actions.record(self.db, self.current_user, "community_deleted", "community",
                                    community["_id"], {"name": community["name"]})
         self.no_content()

@@ -23,10 +23,26 @@ from marshmallow import (
     validates_schema,
 )
 
-from documents import admin_actions, content
+from documents import admin_actions, content, email_admin, homepage, outbox
 from documents.common import render
 from documents.errors import Invalid
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+from handlers.schemas import (
+    TESTIMONIAL_ALIASES,
+    absolute_file_urls,
+    strip_strings,
+    take_aliases,
+    testimonial_out,
+)
+from handlers.schemas_content import (
+    AnnouncementOut,
+    EmailRecordOut,
+    EmailsQueuedOut,
+    EmailTemplateOut,
+    SettingsOut,
+    SlideOut,
+    TestimonialOut,
+)
 
 ID = r"([^/]+)"
 URL = validate.Regexp(r"^(https?://\S+|/(?!/)\S*)$",
@@ -34,16 +50,11 @@ URL = validate.Regexp(r"^(https?://\S+|/(?!/)\S*)$",
 OBJECT_ID = validate.Regexp(r"^[0-9a-fA-F]{24}$", error="Not a valid id.")
 
 
-def _strip(data):
-    if isinstance(data, dict):
-        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-    return data
-
 
 class Stripped(ApiSchema):
     @pre_load
     def _strip(self, data, **kwargs):
-        return _strip(data)
+        return strip_strings(data)
 
 
 class BlankDroppingQuery(PageQuery):
@@ -55,7 +66,13 @@ class BlankDroppingQuery(PageQuery):
 # --------------------------------------------------------------------------- testimonials
 
 class TestimonialBody(Stripped):
-    """A testimonial's editable fields (all optional on update)."""
+    """A testimonial's editable fields (all optional on update); seed 004's `author`,
+    `company`, `text` and `featured` are taken for `author_name`, `author_title`, `content`
+    and `is_featured`."""
+
+    @pre_load
+    def _seed_names(self, data, **kwargs):
+        return take_aliases(data, TESTIMONIAL_ALIASES)
 
     author_name = fields.String(validate=validate.Length(min=1, max=100))
     author_title = fields.String(allow_none=True, validate=validate.Length(max=100))
@@ -86,50 +103,55 @@ class TestimonialsQuery(BlankDroppingQuery):
 class AdminTestimonialsHandler(ApiHandler):
     @staff("content.manage")
     @query(TestimonialsQuery)
-    @responds(paginated=True)
+    @responds(TestimonialOut, paginated=True)
     async def get(self) -> None:
         """Every testimonial, newest first (seed 001 §13), filtered by `status`
         (approved|pending) and `search`; paginated."""
         q = self.query
-        docs, meta = await content.list_testimonials(
+        docs, meta = await homepage.list_testimonials(
             self.db, page=q["page"], limit=q["limit"], status=q.get("status"),
             search=q.get("search"))
-        self.write_page([render(d) for d in docs], meta)
+        self.write_page([testimonial_out(render(d)) for d in docs], meta)
 
     @staff("content.manage")
     @body(NewTestimonialBody)
-    @responds(status=201)
+    @responds(TestimonialOut, status=201)
     async def post(self) -> None:
         """Create a testimonial (author_name, content required; rating 1–5, default 5;
         not approved unless `is_approved`). 201; 422 for bad fields or an unknown user_id."""
-        self.write_json(render(await content.create_testimonial(self.db, self.body)), 201)
+        self.write_json(testimonial_out(render(
+            await homepage.create_testimonial(self.db, absolute_file_urls(self.body, self.settings_)))), 201)
 
 
 class AdminTestimonialHandler(ApiHandler):
     @staff("content.manage")
     @body(TestimonialBody)
+    @responds(TestimonialOut)
     async def put(self, testimonial_id: str) -> None:
         """Update a testimonial's fields; 404 unknown, 422 bad fields or nothing to update."""
         if not self.body:
             raise Invalid({"_schema": ["Nothing to update."]})
-        doc = await content.update_testimonial(self.db, testimonial_id, self.body)
-        self.write_json(render(doc))
+        doc = await homepage.update_testimonial(
+            self.db, testimonial_id, absolute_file_urls(self.body, self.settings_))
+        self.write_json(testimonial_out(render(doc)))
 
     @staff("content.manage")
+    @responds(status=204)
     async def delete(self, testimonial_id: str) -> None:
         """Delete a testimonial; 204, or 404."""
-        await content.delete_testimonial(self.db, testimonial_id)
+        await homepage.delete_testimonial(self.db, testimonial_id)
         self.no_content()
 
 
 class AdminTestimonialApproveHandler(ApiHandler):
     @staff("content.manage")
     @body(ApproveBody)
+    @responds(TestimonialOut)
     async def put(self, testimonial_id: str) -> None:
         """Approve a testimonial (or withdraw approval with ``{"is_approved": false}``), so
         it shows (or stops showing) on `GET /api/testimonials`. 200 with it; 404."""
-        doc = await content.approve_testimonial(self.db, testimonial_id, self.body["is_approved"])
-        self.write_json(render(doc))
+        doc = await homepage.approve_testimonial(self.db, testimonial_id, self.body["is_approved"])
+        self.write_json(testimonial_out(render(doc)))
 
 
 # --------------------------------------------------------------------------- slider
@@ -153,32 +175,38 @@ class NewSlideBody(SlideBody):
 
 class AdminSlidesHandler(ApiHandler):
     @staff("content.manage")
+    @responds(SlideOut, items=True)
     async def get(self) -> None:
         """Every slide in display order (seed 001 §13 Slider): ``{"items": [...]}``."""
-        self.write_json({"items": [render(s) for s in await content.list_slides(self.db)]})
+        self.write_json({"items": [render(s) for s in await homepage.list_slides(self.db)]})
 
     @staff("content.manage")
     @body(NewSlideBody)
-    @responds(status=201)
+    @responds(SlideOut, status=201)
     async def post(self) -> None:
         """Create a slide (title and image_url required; image_url from `POST
         /api/upload/image`). Times are ISO 8601 with a zone; 422 when ends_at ≤ starts_at."""
-        self.write_json(render(await content.create_slide(self.db, self.body)), 201)
+        slide = await homepage.create_slide(self.db, absolute_file_urls(self.body, self.settings_))
+        self.write_json(render(slide), 201)
 
 
 class AdminSlideHandler(ApiHandler):
     @staff("content.manage")
     @body(SlideBody)
+    @responds(SlideOut)
     async def put(self, slide_id: str) -> None:
         """Update a slide; 404 unknown, 422 bad fields, inverted window or nothing to update."""
         if not self.body:
             raise Invalid({"_schema": ["Nothing to update."]})
-        self.write_json(render(await content.update_slide(self.db, slide_id, self.body)))
+        slide = await homepage.update_slide(self.db, slide_id,
+                                            absolute_file_urls(self.body, self.settings_))
+        self.write_json(render(slide))
 
     @staff("content.manage")
+    @responds(status=204)
     async def delete(self, slide_id: str) -> None:
         """Delete a slide; 204, or 404."""
-        await content.delete_slide(self.db, slide_id)
+        await homepage.delete_slide(self.db, slide_id)
         self.no_content()
 
 
@@ -215,14 +243,18 @@ class SettingsBody(Stripped):
 
 class AdminSettingsHandler(ApiHandler):
     @staff("settings.manage")
+    @responds(SettingsOut)
     async def get(self) -> None:
-        """The platform settings (seed 001 §13): ``{id: "platform", site_name,
+        """The platform settings.
+
+        Seed 001 §13: ``{id: "platform", site_name,
         maintenance_mode, allow_registrations, platform_fee_percent (7.5, read-only),
         max_upload_mb, featured_categories, support_email, updated_at, updated_by}``."""
         self.write_json(render(await content.get_settings(self.db, self.settings_)))
 
     @staff("settings.manage")
     @body(SettingsBody)
+    @responds(SettingsOut)
     async def put(self) -> None:
         """Change some settings (partial update); 422 for unknown fields, bad values,
         unknown categories or max_upload_mb above the server's limit. 200 with all settings."""
@@ -239,7 +271,7 @@ class TemplateBody(Stripped):
     name = fields.String(validate=validate.Length(min=1, max=100))
     subject = fields.String(validate=validate.Length(min=1, max=200))
     body = fields.String(validate=validate.Length(min=1, max=50_000))
-    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+    category = fields.String(validate=validate.OneOf(email_admin.TEMPLATE_CATEGORIES))
 
 
 class NewTemplateBody(TemplateBody):
@@ -249,44 +281,48 @@ class NewTemplateBody(TemplateBody):
 
 
 class TemplatesQuery(BlankDroppingQuery):
-    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+    category = fields.String(validate=validate.OneOf(email_admin.TEMPLATE_CATEGORIES))
 
 
 class AdminTemplatesHandler(ApiHandler):
     @staff("content.manage")
     @query(TemplatesQuery)
-    @responds(paginated=True)
+    @responds(EmailTemplateOut, paginated=True)
     async def get(self) -> None:
         """Email templates by name, with the `placeholders` each uses; paginated."""
         q = self.query
-        docs, meta = await content.list_templates(self.db, page=q["page"], limit=q["limit"],
-                                                  category=q.get("category"))
-        self.write_page([content.render_template(d) for d in docs], meta)
+        docs, meta = await email_admin.list_templates(
+            self.db, page=q["page"], limit=q["limit"], category=q.get("category"))
+        self.write_page([email_admin.render_template(d) for d in docs], meta)
 
     @staff("content.manage")
     @body(NewTemplateBody)
-    @responds(status=201)
+    @responds(EmailTemplateOut, status=201)
     async def post(self) -> None:
-        """Create a template. Placeholders: {{username}}, {{full_name}}, {{email}},
-        {{site_name}} (422 for others); 409 TEMPLATE_EXISTS for a taken name."""
-        doc = await content.create_template(self.db, self.body)
-        self.write_json(content.render_template(doc), 201)
+        """Create a template: subject and body in Liquid (README "Emails"). Placeholders:
+        {{username}}, {{full_name}}, {{email}}, {{site_name}} (422 for others); 422 naming
+        the field and the error for Liquid that does not parse; 409 TEMPLATE_EXISTS for a
+        taken name."""
+        doc = await email_admin.create_template(self.db, self.body)
+        self.write_json(email_admin.render_template(doc), 201)
 
 
 class AdminTemplateHandler(ApiHandler):
     @staff("content.manage")
     @body(TemplateBody)
+    @responds(EmailTemplateOut)
     async def put(self, template_id: str) -> None:
         """Update a template; 404, 409 TEMPLATE_EXISTS, 422."""
         if not self.body:
             raise Invalid({"_schema": ["Nothing to update."]})
-        doc = await content.update_template(self.db, template_id, self.body)
-        self.write_json(content.render_template(doc))
+        doc = await email_admin.update_template(self.db, template_id, self.body)
+        self.write_json(email_admin.render_template(doc))
 
     @staff("content.manage")
+    @responds(status=204)
     async def delete(self, template_id: str) -> None:
         """Delete a template; 204, or 404."""
-        await content.delete_template(self.db, template_id)
+        await email_admin.delete_template(self.db, template_id)
         self.no_content()
 
 
@@ -302,7 +338,7 @@ class SendEmailBody(Stripped):
     template_id = fields.String(validate=validate.Length(min=1, max=64))
     subject = fields.String(validate=validate.Length(min=1, max=200))
     body = fields.String(validate=validate.Length(min=1, max=50_000))
-    category = fields.String(validate=validate.OneOf(content.TEMPLATE_CATEGORIES))
+    category = fields.String(validate=validate.OneOf(email_admin.TEMPLATE_CATEGORIES))
 
     @validates_schema
     def _shape(self, data, **kwargs):
@@ -327,22 +363,26 @@ class EmailHistoryQuery(BlankDroppingQuery):
 class SendEmailHandler(ApiHandler):
     @staff("emails.send")
     @body(SendEmailBody)
+    @responds(EmailsQueuedOut)
     async def post(self) -> None:
-        """Send an email (seed 001 §13 "Send email") to one user, one address or a segment
+        """Send an email to one user, one address or a segment of users.
+
+        Seed 001 §13 "Send email": one user, one address or a segment
         ("all", "creators", "buyers"; at most 1,000 recipients, else 422 before anything is
         sent), through the mailer, which records each email in `emails` (see the history).
-        Placeholders are filled per recipient. 200 ``{sent, failed, recipients, email_ids}``;
+        Placeholders are filled per recipient; the emails are queued and go out in batches
+        over one SMTP connection each. 200 ``{queued, recipients, email_ids}``;
         404 for an unknown user_id or template_id."""
         data = self.body
         subject, text, category = await self._message(data)
-        content.check_placeholders(subject=subject, body=text)
-        recipients = await content.email_recipients(
+        email_admin.check_placeholders(subject=subject, body=text)
+        recipients = await email_admin.email_recipients(
             self.db, user_id=data.get("user_id"), email=data.get("email"),
             segment=data.get("segment"))
         site = await content.get_settings(self.db, self.settings_)
-        result = await content.send_emails(self.services.mailer, recipients, subject=subject,
-                                           body=text, category=category,
-                                           site_name=site["site_name"])
+        result = await email_admin.send_emails(
+            self.services.mailer, recipients, subject=subject, body=text, category=category,
+            site_name=site["site_name"])
         await admin_actions.record(
             self.db, self.current_user, "emails_sent", "email", None,
             {"recipients": result["recipients"], "subject": subject[:200],
@@ -351,7 +391,7 @@ class SendEmailHandler(ApiHandler):
 
     async def _message(self, data: dict) -> tuple[str, str, str]:
         if "template_id" in data:
-            template = await content.get_template(self.db, data["template_id"])
+            template = await email_admin.get_template(self.db, data["template_id"])
             return (template["subject"], template["body"],
                     data.get("category") or template.get("category") or "marketing")
         return data["subject"], data["body"], data.get("category") or "marketing"
@@ -360,16 +400,16 @@ class SendEmailHandler(ApiHandler):
 class EmailHistoryHandler(ApiHandler):
     @staff("emails.send")
     @query(EmailHistoryQuery)
-    @responds(paginated=True)
+    @responds(EmailRecordOut, paginated=True)
     async def get(self) -> None:
         """Every email the mailer recorded, newest first (seed 001 §13 "View history"),
         filtered by `to`, `status` (sent|failed) and `category`; paginated. Verification and
         password-reset emails are listed without their text (`redacted: true`)."""
         q = self.query
-        docs, meta = await content.email_history(
+        docs, meta = await outbox.email_history(
             self.db, page=q["page"], limit=q["limit"], to=q.get("to"), status=q.get("status"),
             category=q.get("category"))
-        self.write_page([content.render_email(d) for d in docs], meta)
+        self.write_page([email_admin.render_email(d) for d in docs], meta)
 
 
 # --------------------------------------------------------------------------- announcements
@@ -384,16 +424,19 @@ class AnnouncementBody(Stripped):
 class AnnouncementsHandler(ApiHandler):
     @staff("content.manage")
     @body(AnnouncementBody)
-    @responds(status=201)
+    @responds(AnnouncementOut, status=201)
     async def post(self) -> None:
-        """Send an announcement (seed 000 §7): an `announcement` notification, stored and
+        """Send an announcement notification to every user of a target group.
+
+        Seed 000 §7: an `announcement` notification, stored and
         pushed live on `notifications:<user_id>`, for each user of `target` (all | creators |
         buyers; at most 5,000, else 422 before anything is written). 201 ``{id, title,
         message, target, action_url, recipient_count, count, created_by, created_at}``."""
         data = self.body
         doc = await content.announce(self.db, self.services.hub, self.current_user,
                                      title=data["title"], message=data["message"],
-                                     target=data["target"], action_url=data.get("action_url"))
+                                     target=data["target"], action_url=data.get("action_url"),
+                                     mailer=self.services.mailer)
         await admin_actions.record(self.db, self.current_user, "announcement_sent",
                                    "announcement", doc["_id"],
                                    {"target": doc["target"], "count": doc["recipient_count"]})

@@ -15,15 +15,9 @@ from marshmallow import ValidationError, fields, pre_load, validate, validates_s
 from documents import admin_actions, bounties, courses
 from documents.common import object_id
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
-from handlers.bounties import (
-    BountyFields,
-    BountyOut,
-    MoneyAmount,
-    Tags,
-    drop_blanks,
-    strip_strings,
-)
+from handlers.bounties import BountyFields, BountyOut, Tags
 from handlers.courses import CourseOut
+from handlers.schemas import MoneyAmount, drop_blanks, strip_strings
 
 URL_RE = re.compile(r"^(https?://|/)\S+$")
 
@@ -146,6 +140,7 @@ class AdminBountyHandler(ApiHandler):
                                                      sees_all=True))
 
     @staff("bounties.moderate")
+    @responds(status=204)
     async def delete(self, bounty_id: str) -> None:
         """Delete a bounty without a selected winner, with its applications. 204; 404; 409
         BOUNTY_HAS_WINNER."""
@@ -193,6 +188,7 @@ class AdminCourseHandler(ApiHandler):
         self.write_json((await courses.render_courses(self.db, [doc], with_video=True))[0])
 
     @staff("courses.manage")
+    @responds(status=204)
     async def delete(self, course_id: str) -> None:
         """Delete a course nobody is enrolled in. 204; 404; 409 COURSE_HAS_ENROLLMENTS."""
         doc = await courses.delete(self.db, course_id)

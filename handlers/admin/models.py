@@ -2,20 +2,23 @@
 
 `GET /api/admin/models`, `GET/DELETE /api/admin/models/{id}`, `PUT|POST .../approve`,
 `PUT|POST .../reject` (reason 3–500 characters), `PUT .../feature`. Every verb needs the
-staff permission `models.moderate`. Approve and reject are conditional transitions in
-`documents.catalog` (a second approval answers 409 INVALID_STATE); after each, the creator
-gets a `model_approved` / `model_rejected` notification.
+staff permission `models.moderate`. Approve and reject are `documents.moderation`'s
+decisions: a conditional transition (a second approval answers 409 INVALID_STATE), then the
+creator's notification and email and the admin action record.
 """
 from __future__ import annotations
 
-import logging
-
 from marshmallow import fields, pre_load, validate
 
-from documents import admin_actions, catalog, notifications, users
+from documents import (
+    catalog,
+    model_listing,
+    model_removal,
+    model_writes,
+    moderation,
+    users,
+)
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
-
-log = logging.getLogger("hwc3d.admin.models")
 
 MODEL_ID = r"([^/]+)"
 
@@ -64,26 +67,9 @@ class AdminModelHandlerBase(ApiHandler):
         creators = await users.get_many(self.db, [model["creator_id"]])
         return catalog.render_model(model, creators, private=True)
 
-    async def after_moderation(self, model: dict, kind: str, title: str, message: str,
-                               details: dict) -> None:
-        """Notify the creator and record the admin action; both run after the state change
-        was stored, so a failure here is logged and does not undo or fail the moderation."""
-        try:
-            await notifications.notify(
-                self.db, self.services.hub, model["creator_id"], kind, title, message,
-                data={"model_id": str(model["_id"])}, action_url=f"/model/{model['_id']}")
-        except Exception:
-            log.exception("could not notify the creator of model %s", model["_id"])
-        await self.record_action(kind, model, details)
-
     async def record_action(self, action_type: str, model: dict, details: dict) -> None:
-        """Record the admin action (seed 000 §7 `AdminAction`); a failure is logged, the
-        moderation stays stored."""
-        try:
-            await admin_actions.record(self.db, self.current_user, action_type, "model",
-                                       model["_id"], details)
-        except Exception:
-            log.exception("could not record the admin action on model %s", model["_id"])
+        """Record the admin action on `model` (`documents.moderation.record`)."""
+        await moderation.record(self.db, self.current_user, action_type, model, details)
 
 
 class AdminModelsHandler(AdminModelHandlerBase):
@@ -94,7 +80,7 @@ class AdminModelsHandler(AdminModelHandlerBase):
         """Models of every status for moderation: filter `status`, `search`, `category`,
         `creator`; pending ones oldest first (seed 000 §7)."""
         q = self.query
-        docs, meta = await catalog.list_for_moderation(
+        docs, meta = await model_listing.list_for_moderation(
             self.db, page=q["page"], limit=q["limit"], status=q.get("status"),
             search=q.get("search"), category=q.get("category"), creator=q.get("creator"))
         creators = await users.get_many(self.db, [d["creator_id"] for d in docs])
@@ -109,9 +95,10 @@ class AdminModelHandler(AdminModelHandlerBase):
         self.write_json(await self.rendered(await catalog.get_model(self.db, model_id)))
 
     @staff("models.moderate")
+    @responds(status=204)
     async def delete(self, model_id: str) -> None:
         """Delete a model (seed 001 §13); counters are fixed. 204."""
-        model, media_keys = await catalog.remove_model(self.db, model_id, by_staff=True)
+        model, media_keys = await model_removal.remove_model(self.db, model_id, by_staff=True)
         for key in media_keys:
             await self.services.storage.delete(key)
         await self.record_action("model_deleted", model, {"title": model["title"]})
@@ -123,12 +110,12 @@ class ApproveHandler(AdminModelHandlerBase):
     @body(ApproveBody)
     @responds(AdminModelOut)
     async def put(self, model_id: str) -> None:
-        """Approve a pending or rejected model (seed 000 §7). 409 INVALID_STATE when it is
-        already approved (also for the loser of two racing approvals)."""
-        model = await catalog.approve(self.db, model_id, self.current_user)
-        await self.after_moderation(
-            model, "model_approved", "Your model was approved",
-            f'"{model["title"]}" is now live on the marketplace.', {"note": self.body.get("note")})
+        """Approve a pending or rejected model (seed 000 §7), or the new file waiting for
+        review on a listed model (`pending_file`, which then replaces the live file). 409
+        INVALID_STATE when it is already approved with nothing waiting (also for the loser
+        of two racing approvals)."""
+        model = await moderation.approve(self.db, self.services.hub, self.services.mailer,
+                                         model_id, self.current_user, self.body.get("note"))
         self.write_json(await self.rendered(model))
 
     post = put
@@ -139,13 +126,14 @@ class RejectHandler(AdminModelHandlerBase):
     @body(RejectBody)
     @responds(AdminModelOut)
     async def put(self, model_id: str) -> None:
-        """Reject a pending or approved model with a reason (seed 000 §7). 422 without a
-        3–500 character reason; 409 INVALID_STATE when it is already rejected."""
-        reason = self.body["reason"]
-        model = await catalog.reject(self.db, model_id, self.current_user, reason)
-        await self.after_moderation(
-            model, "model_rejected", "Your model was rejected",
-            f'"{model["title"]}" was not approved: {reason}', {"reason": reason})
+        """Reject a pending or approved model, or its new file, with a reason.
+
+        Seed 000 §7; on a listed
+        model with a new file waiting for review, only that file is rejected (the model
+        stays live with its approved file; reject again to take the model down). 422
+        without a 3–500 character reason; 409 INVALID_STATE when it is already rejected."""
+        model = await moderation.reject(self.db, self.services.hub, self.services.mailer,
+                                        model_id, self.current_user, self.body["reason"])
         self.write_json(await self.rendered(model))
 
     post = put
@@ -158,7 +146,7 @@ class FeatureHandler(AdminModelHandlerBase):
     async def put(self, model_id: str) -> None:
         """Feature or unfeature a model (seed 001 §13). Only an approved model can be
         featured: 409 INVALID_STATE otherwise."""
-        model = await catalog.set_featured(self.db, model_id, self.body["is_featured"])
+        model = await model_writes.set_featured(self.db, model_id, self.body["is_featured"])
         self.write_json(await self.rendered(model))
 
 

@@ -1,4 +1,4 @@
-"""Staff revenue management, analytics and the admin overview (issue 5 item 6; seed 000 §7;
+"""Staff revenue management, analytics and the admin overview (seed 000 §7;
 seed 001 §13 "Admin Overview", "Revenue Management", "Analytics"; seed 004 "Admin Pages").
 
 Permissions: revenue and payouts need `revenue.manage`; analytics need `analytics.view`
@@ -8,9 +8,12 @@ Permissions: revenue and payouts need `revenue.manage`; analytics need `analytic
 - `GET /api/admin/revenue` — revenue analytics over a window (`days` or `start_date`/`end_date`).
 - `GET /api/admin/revenue/stats` — totals all time, this month, today; payouts waiting/paid.
 - `GET /api/admin/revenue/transactions`, `GET /api/admin/transactions` — every transaction.
-- `GET /api/admin/revenue/payouts` — payout requests (`status`, `seller_id`).
+- `GET /api/admin/revenue/payouts` — payout requests (`status`, `seller_id`); the payout
+  routes are also served under `/api/admin/payouts`.
 - `POST /api/admin/revenue/payouts/{id}/approve` ``{paid?: true, note?}`` — requested →
   paid (default) or requested → approved (`paid: false`), approved → paid.
+- `POST /api/admin/revenue/payouts/{id}/mark-paid` ``{note?}`` — approved (or requested) →
+  paid, once the money was sent.
 - `POST /api/admin/revenue/payouts/{id}/reject` ``{reason}`` — the amount returns to the
   seller's available balance.
 - `GET /api/admin/analytics` (`metric_type=overview|users|models|revenue`),
@@ -24,18 +27,32 @@ from datetime import UTC, datetime, time
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from documents import admin_actions, analytics, earnings, payouts
+from documents import admin_actions, admin_analytics, analytics, earnings, email_notices, payouts
 from documents.common import object_id
 from documents.errors import NotFound
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
-from handlers.earnings import BlankDropping
+from handlers.schemas import BlankDropping
+from handlers.schemas_money import (
+    ActivityListOut,
+    AdminAnalyticsOut,
+    AdminModelsAnalyticsOut,
+    AdminRevenueOut,
+    AdminRevenueStatsOut,
+    AdminStatsOut,
+    AdminUsersAnalyticsOut,
+    AlertListOut,
+    PayoutOut,
+    TransactionOut,
+)
 
 log = logging.getLogger("hwc3d.admin.revenue")
 
 PAYOUT_ID = r"([^/]+)"
 METRIC_TYPES = ("overview", "users", "models", "revenue")
-REPORTS = {"overview": analytics.admin_overview, "users": analytics.admin_users,
-           "models": analytics.admin_models, "revenue": analytics.admin_revenue}
+REPORTS = {"overview": admin_analytics.admin_overview, "users": admin_analytics.admin_users,
+           "models": admin_analytics.admin_models, "revenue": admin_analytics.admin_revenue}
+REPORT_SCHEMAS = {"overview": AdminAnalyticsOut, "users": AdminUsersAnalyticsOut,
+                  "models": AdminModelsAnalyticsOut, "revenue": AdminRevenueOut}
 
 
 class WindowQuery(BlankDropping):
@@ -76,6 +93,10 @@ class ApproveBody(ApiSchema):
     marks it `approved`. `note` up to 500 characters."""
 
     paid = fields.Boolean(load_default=True)
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class MarkPaidBody(ApiSchema):
     note = fields.String(validate=validate.Length(max=500))
 
 
@@ -122,23 +143,25 @@ def _filter_id(value: str | None, name: str):
 class RevenueHandler(ApiHandler):
     @staff("revenue.manage")
     @query(WindowQuery)
+    @responds(AdminRevenueOut)
     async def get(self) -> None:
         """Revenue analytics (seed 004 `GET /api/admin/revenue`): totals in the window and all
         time, payouts, daily GMV, platform fees and refunds (every day present)."""
-        self.write_json(await analytics.admin_revenue(self.db, window_of(self.query)))
+        self.write_json(await admin_analytics.admin_revenue(self.db, window_of(self.query)))
 
 
 class RevenueStatsHandler(ApiHandler):
     @staff("revenue.manage")
+    @responds(AdminRevenueStatsOut)
     async def get(self) -> None:
         """Revenue cards (seed 001 §13): ``{all_time, this_month, today, payouts}``."""
-        self.write_json(await analytics.admin_revenue_stats(self.db))
+        self.write_json(await admin_analytics.admin_revenue_stats(self.db))
 
 
 class TransactionsHandler(ApiHandler):
     @staff("revenue.manage")
     @query(TransactionsQuery)
-    @responds(paginated=True)
+    @responds(TransactionOut, paginated=True)
     async def get(self) -> None:
         """Every transaction, newest first (seed 000 §7): filters `status`, `seller_id`,
         `buyer_id`, `model_id`, `search` (transaction id prefix)."""
@@ -154,7 +177,7 @@ class TransactionsHandler(ApiHandler):
 class PayoutsHandler(ApiHandler):
     @staff("revenue.manage")
     @query(PayoutsQuery)
-    @responds(paginated=True)
+    @responds(PayoutOut, paginated=True)
     async def get(self) -> None:
         """Payout requests (seed 001 §13), filter `status` (open ones oldest first) and
         `seller_id`; each with the seller's card and the masked payout method."""
@@ -179,6 +202,7 @@ class PayoutDecisionHandler(ApiHandler):
 class ApproveHandler(PayoutDecisionHandler):
     @staff("revenue.manage")
     @body(ApproveBody)
+    @responds(PayoutOut)
     async def post(self, payout_id: str) -> None:
         """Approve a payout (seed 001 §13): to `paid` by default, or `approved` with
         `paid: false`. 404 unknown payout; 409 INVALID_STATE when already decided."""
@@ -186,22 +210,40 @@ class ApproveHandler(PayoutDecisionHandler):
                                        paid=self.body["paid"], note=self.body.get("note"))
         await self.record(f"payout_{payout['status']}", payout, {"note": self.body.get("note")})
         self.write_json(payouts.render_payout(payout))
+        await email_notices.payout_decision(self.db, self.services.mailer, payout)
+
+
+class MarkPaidHandler(PayoutDecisionHandler):
+    @staff("revenue.manage")
+    @body(MarkPaidBody)
+    @responds(PayoutOut)
+    async def post(self, payout_id: str) -> None:
+        """Mark an approved (or requested) payout `paid` once the money was sent (seed 001
+        §13): `paid_out` grows by its amount. 404 unknown payout; 409 INVALID_STATE."""
+        payout = await payouts.approve(self.db, payout_id, self.current_user, paid=True,
+                                       note=self.body.get("note"))
+        await self.record("payout_paid", payout, {"note": self.body.get("note")})
+        self.write_json(payouts.render_payout(payout))
+        await email_notices.payout_decision(self.db, self.services.mailer, payout)
 
 
 class RejectHandler(PayoutDecisionHandler):
     @staff("revenue.manage")
     @body(RejectBody)
+    @responds(PayoutOut)
     async def post(self, payout_id: str) -> None:
         """Reject a payout with a `reason` (seed 001 §13): the amount returns to the seller's
         available balance. 404 unknown payout; 409 INVALID_STATE when already decided."""
         payout = await payouts.reject(self.db, payout_id, self.current_user, self.body["reason"])
         await self.record("payout_rejected", payout, {"reason": self.body["reason"]})
         self.write_json(payouts.render_payout(payout))
+        await email_notices.payout_decision(self.db, self.services.mailer, payout)
 
 
 class AnalyticsHandler(ApiHandler):
     @staff("analytics.view")
     @query(AnalyticsQuery)
+    @responds(AdminAnalyticsOut)
     async def get(self) -> None:
         """Detailed analytics (seed 000 §7 `GET /api/admin/analytics`): `metric_type`
         overview | users | models | revenue over `days` or `start_date`..`end_date`."""
@@ -214,6 +256,7 @@ def _report_handler(name: str) -> type:
     class ReportHandler(ApiHandler):
         @staff("analytics.view")
         @query(WindowQuery)
+        @responds(REPORT_SCHEMAS[name])
         async def get(self) -> None:
             self.write_json(await REPORTS[name](self.db, window_of(self.query)))
 
@@ -225,28 +268,31 @@ def _report_handler(name: str) -> type:
 
 class StatsHandler(ApiHandler):
     @staff()
+    @responds(AdminStatsOut)
     async def get(self) -> None:
         """Overview cards (seed 000 §7): ``{total_users, total_models, total_revenue,
         active_users_today, new_users_today, pending_models, pending_tickets}``."""
-        self.write_json(await analytics.admin_stats(self.db))
+        self.write_json(await admin_analytics.admin_stats(self.db))
 
 
 class RecentActivityHandler(ApiHandler):
     @staff()
     @query(ListQuery)
+    @responds(ActivityListOut)
     async def get(self) -> None:
         """Recent activity (seed 001 §13): admin actions, signups, paid orders, newest first:
         ``{items: [{type, message, created_at, data}]}``."""
-        items = await analytics.admin_recent_activity(self.db, self.query["limit"])
+        items = await admin_analytics.admin_recent_activity(self.db, self.query["limit"])
         self.write_json({"items": items})
 
 
 class AlertsHandler(ApiHandler):
     @staff()
+    @responds(AlertListOut)
     async def get(self) -> None:
         """System alerts that hold now (seed 001 §13): stale pending models (> 48 h),
         pending tickets, payout requests waiting, failed emails: ``{items: [...]}``."""
-        self.write_json({"items": await analytics.admin_alerts(self.db)})
+        self.write_json({"items": await admin_analytics.admin_alerts(self.db)})
 
 
 routes = [
@@ -257,6 +303,11 @@ routes = [
     (r"/api/admin/revenue/payouts", PayoutsHandler),
     (rf"/api/admin/revenue/payouts/{PAYOUT_ID}/approve", ApproveHandler),
     (rf"/api/admin/revenue/payouts/{PAYOUT_ID}/reject", RejectHandler),
+    (rf"/api/admin/revenue/payouts/{PAYOUT_ID}/mark-paid", MarkPaidHandler),
+    (r"/api/admin/payouts", PayoutsHandler),
+    (rf"/api/admin/payouts/{PAYOUT_ID}/approve", ApproveHandler),
+    (rf"/api/admin/payouts/{PAYOUT_ID}/reject", RejectHandler),
+    (rf"/api/admin/payouts/{PAYOUT_ID}/mark-paid", MarkPaidHandler),
     (r"/api/admin/analytics", AnalyticsHandler),
     *[(rf"/api/admin/analytics/{name}", _report_handler(name)) for name in METRIC_TYPES],
     (r"/api/admin/stats", StatsHandler),

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from documents import admin_actions, users
+from documents import account_lifecycle, admin_actions, user_admin, users
 from documents.errors import BadRequest
 from handlers.base import ApiHandler, ApiSchema, body, query, responds, staff
-from handlers.users import UserListQuery, UserPatchSchema, delete_user, list_users
+from handlers.schemas_out import UserOut
+from handlers.users import (
+    UserListQuery,
+    UserPatchSchema,
+    delete_user,
+    disconnect_if_deactivated,
+    user_page,
+)
 
 
 class BanSchema(ApiSchema):
@@ -24,15 +31,16 @@ class BanSchema(ApiSchema):
 class AdminUsersHandler(ApiHandler):
     @staff("users.manage")
     @query(UserListQuery)
-    @responds(paginated=True)
+    @responds(UserOut, paginated=True)
     async def get(self):
         """Users with filters page, limit, search, user_type, is_verified, status (seed 000 §7)."""
-        await list_users(self)
+        items, meta = await user_page(self)
+        self.write_page(items, meta)
 
 
 class AdminUserHandler(ApiHandler):
     @staff("users.manage")
-    @responds()
+    @responds(UserOut)
     async def get(self, user_id_or_username):
         """One user in the admin view (email, status, ban) with its latest 20 admin actions."""
         user = await users.find_existing(self.db, user_id_or_username)
@@ -42,19 +50,22 @@ class AdminUserHandler(ApiHandler):
 
     @staff("users.manage")
     @body(UserPatchSchema)
-    @responds()
+    @responds(UserOut)
     async def put(self, user_id_or_username):
         """Change profile and account fields (is_active, is_verified, is_verified_creator,
         user_type; staff_role by a superadmin); recorded as `user_updated`."""
         target = await users.find_existing(self.db, user_id_or_username)
-        user = await users.apply_changes(self.db, self.current_user, target, self.body)
-        await admin_actions.record(self.db, self.current_user, "user_updated", "user",
-                                   user["_id"], {"fields": sorted(self.body)})
+        user = await account_lifecycle.apply_changes(self.db, self.current_user, target, self.body)
+        await disconnect_if_deactivated(self, target, user)
         self.write_json(users.render_private(user))
 
     @staff("users.delete")
+    @responds(status=204)
     async def delete(self, user_id_or_username):
-        """Delete (anonymise) the account: superadmin only, never yourself (204)."""
+        """Delete (anonymise) the account: superadmin only (204).
+
+        400 CANNOT_DELETE_SELF for your own account; 404 for an unknown one.
+        """
         await delete_user(self, user_id_or_username)
         self.no_content()
 
@@ -71,42 +82,36 @@ async def _target(handler: ApiHandler, ref: str) -> dict:
 class BanHandler(ApiHandler):
     @staff("users.manage")
     @body(BanSchema)
-    @responds()
+    @responds(UserOut)
     async def post(self, user_id_or_username):
         """Ban with a reason: refresh tokens revoked, access tokens answered 403 from the next
         request; 409 ALREADY_BANNED. Recorded as `user_banned`."""
         target = await _target(self, user_id_or_username)
-        user = await users.ban(self.db, target["_id"], self.current_user, self.body["reason"])
-        await admin_actions.record(self.db, self.current_user, "user_banned", "user",
-                                   user["_id"], {"reason": self.body["reason"]})
+        user = await account_lifecycle.ban(self.db, target["_id"], self.current_user, self.body["reason"])
+        await self.services.hub.disconnect(user["_id"], reason="Account banned")
         self.write_json(users.render_private(user))
 
 
 class UnbanHandler(ApiHandler):
     @staff("users.manage")
     @body(ApiSchema)
-    @responds()
+    @responds(UserOut)
     async def post(self, user_id_or_username):
         """Lift a ban (the user signs in again); 409 NOT_BANNED. Recorded as `user_unbanned`."""
         target = await _target(self, user_id_or_username)
-        user = await users.unban(self.db, target["_id"])
-        await admin_actions.record(self.db, self.current_user, "user_unbanned", "user",
-                                   user["_id"])
+        user = await user_admin.unban(self.db, target["_id"], self.current_user)
         self.write_json(users.render_private(user))
 
 
 class VerifyHandler(ApiHandler):
     @staff("users.manage")
     @body(ApiSchema)
-    @responds()
+    @responds(UserOut)
     async def post(self, user_id_or_username):
         """Mark a creator as verified creator (idempotent); 400 NOT_A_CREATOR for buyers.
         Recorded as `user_verified` when it changed."""
         target = await users.find_existing(self.db, user_id_or_username)
-        user, changed = await users.verify_creator(self.db, target["_id"])
-        if changed:
-            await admin_actions.record(self.db, self.current_user, "user_verified", "user",
-                                       user["_id"])
+        user, _changed = await user_admin.verify_creator(self.db, target["_id"], self.current_user)
         self.write_json(users.render_private(user))
 
 

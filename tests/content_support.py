@@ -4,36 +4,18 @@ from __future__ import annotations
 import io
 import json
 import struct
-import uuid
 
 import numpy as np
 import trimesh
+import upload_support
 from PIL import Image
 
-ADMIN = "admin@hwc3d.com"
-MODERATOR = "moderator@hwc3d.com"
-CREATOR = "creator@hwc3d.com"
-CREATOR2 = "creator2@hwc3d.com"
-BUYER = "buyer@hwc3d.com"
-BUYER2 = "buyer2@hwc3d.com"
-ADMIN_ID = "650000000000000000000001"
-CREATOR_ID = "650000000000000000000003"
-BUYER_ID = "650000000000000000000005"
 UNKNOWN_ID = "64ffffffffffffffffffffff"
 
 
 def multipart(files: list) -> tuple[bytes, dict]:
     """A multipart/form-data body of `files` [(name, filename, bytes)]: (body, headers)."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, filename, data in files:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                  f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                  .encode())
-        out.write(data)
-        out.write(b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return upload_support.multipart(files=files)
 
 
 async def upload(api, token: str, path: str, filename: str, data: bytes) -> dict:

@@ -1,4 +1,4 @@
-"""Payment providers (DESIGN §7, issue 5 item 3): one interface, Stripe and the embedded test provider.
+"""Payment providers (docs/architecture.md §5): one interface, Stripe and the embedded test provider.
 
 `open_payment_provider(settings)` picks `StripeProvider` when `STRIPE_SECRET_KEY` is set (the
 real `stripe` library, its async calls through `StripeClient`, `STRIPE_API_BASE` to point it at
