@@ -10,7 +10,8 @@ reserved_count, remaining, is_active, created_by, created_at, updated_at, ops}``
 holds even while orders wait for 3-D Secure:
 - checkout holds a use (`reserve_use`: one conditional update, only while `remaining > 0`);
 - a failed, canceled or never-stored order gives it back once (`release_use` after the
-  order's conditional ``coupon_hold: held → released``; `drop_hold`);
+  order's conditional ``coupon_hold: held → releasing``, with ``release:<order_id>`` in
+  `ops` until the order is marked released; `drop_hold`);
 - a paid order turns it into a use once (`USE_HELD` through `money.apply_counter`).
 Invariant, written only by these `$inc`s and by `update` (which moves `max_uses` and
 `remaining` together): ``remaining == max_uses - used_count - reserved_count``, so
@@ -295,8 +296,17 @@ async def drop_hold(db, coupon_id, order_id) -> None:
         {"$inc": {"remaining": 1, "reserved_count": -1}, "$pull": {"ops": f"hold:{order_id}"}})
 
 
-async def release_use(db, coupon_id) -> None:
-    """Give back one held use (``remaining +1, reserved_count -1``). The caller guarantees
-    once per order (`documents.orders.release_coupon` wins a conditional update first)."""
-    await db[COUPONS].update_one({"_id": coupon_id},
-                                 {"$inc": {"remaining": 1, "reserved_count": -1}})
+async def release_use(db, coupon_id, order_id) -> bool:
+    """Give back the use held by the closed order `order_id` (``remaining +1,
+    reserved_count -1``), at most once while ``release:<order_id>`` is in `ops`: the caller
+    (`documents.orders.release_coupon`) forgets that op (`forget_release`) only after marking
+    the order released, so the give-back is never repeated. True when this call gave it."""
+    result = await db[COUPONS].update_one(
+        {"_id": coupon_id, "ops": {"$ne": f"release:{order_id}"}},
+        {"$inc": {"remaining": 1, "reserved_count": -1}, "$push": {"ops": f"release:{order_id}"}})
+    return result.modified_count == 1
+
+
+async def forget_release(db, coupon_id, order_id) -> None:
+    """The order `order_id` is marked released: its give-back is no longer in flight."""
+    await money.forget_op(db[COUPONS], coupon_id, f"release:{order_id}")

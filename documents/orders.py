@@ -8,7 +8,7 @@ docs/architecture.md §5). Paying is in `documents.checkout`, delivering a paid 
      "failed" | "refunded" | "canceled", lines: [{model_id, seller_id, title, transaction_id,
      price_cents, amount_cents, discount_cents, fee_cents, seller_amount_cents}],
      subtotal_cents, discount_cents, total_cents, fee_cents, currency "usd", coupon_code,
-     coupon_id, coupon_hold: None | "held" | "used" | "released", payment_method, provider,
+     coupon_id, coupon_hold: None | "held" | "used" | "releasing" | "released", payment_method, provider,
      payment_intent_id, idempotency_key, fingerprint, failure_code, failure_message,
      created_at, paid_at, fulfilled_at, emailed_at, notified_sellers: [seller_id],
      counted: bool (the coupon use), coupon_released_at}
@@ -29,7 +29,7 @@ Rules:
 - An order with a coupon holds one of its uses from creation (`coupons.reserve_use`; none left
   → 400 COUPON_USED_UP before any charge). The hold ends once: a paid order turns it into a
   use (`fulfilment._use_coupon`), a failed or canceled one gives it back (`release_coupon`, after the
-  conditional ``coupon_hold: held → released`` on the order, so a retry or a replayed
+  conditional ``coupon_hold: held → releasing`` on the order, so a retry or a replayed
   webhook cannot give it back twice). So `used_count` never passes `max_uses`, even when an
   order waiting for 3-D Secure is paid after other checkouts.
 - `fulfilment.fulfil_order` is the ONE transition ``pending | requires_action → paid``.
@@ -333,17 +333,35 @@ async def fail_order(db, order_id, code: str | None, message: str | None) -> dic
 
 
 async def release_coupon(db, order_id) -> bool:
-    """Give back the coupon use held by a failed or canceled order, exactly once: the
-    conditional ``coupon_hold: held → released`` on the order decides who gives it back (a
-    retry, a replayed webhook or a racing request finds it released). True when this call
-    gave it back; a paid or open order, or one without a hold, is left alone."""
+    """Give back the coupon use held by a failed or canceled order, exactly once. True when
+    this call gave it back; a paid or open order, or one without a hold, is left alone.
+
+    Three steps, each conditional, so a retry, a replayed webhook or a racing request gives
+    nothing back twice and a crash between them strands nothing for long:
+    1. the order's ``coupon_hold: held → releasing`` decides who gives it back;
+    2. the coupon's ``remaining +1, reserved_count -1`` with ``release:<order_id>`` in its
+       `ops` (`coupons.release_use`, skipped when that op is already there);
+    3. the order's ``releasing → released``, then the op is forgotten.
+    An order left ``releasing`` past `reclaim.STRANDED_AFTER` is finished by the periodic job
+    (`finish_release`)."""
     won = await db[ORDERS].find_one_and_update(
         {"_id": order_id, "coupon_hold": "held", "status": {"$in": ["failed", "canceled"]}},
-        {"$set": {"coupon_hold": "released", "coupon_released_at": utcnow()}})
+        {"$set": {"coupon_hold": "releasing", "coupon_releasing_at": utcnow()}},
+        return_document=ReturnDocument.AFTER)
     if won is None:
         return False
-    await coupons.release_use(db, won["coupon_id"])
-    return True
+    return await finish_release(db, won)
+
+
+async def finish_release(db, order: dict) -> bool:
+    """Steps 2 and 3 of `release_coupon` for an order whose hold is ``releasing``. True when
+    this call gave the use back (False: an earlier, interrupted call already had)."""
+    given = await coupons.release_use(db, order["coupon_id"], order["_id"])
+    await db[ORDERS].update_one(
+        {"_id": order["_id"], "coupon_hold": "releasing"},
+        {"$set": {"coupon_hold": "released", "coupon_released_at": utcnow()}})
+    await coupons.forget_release(db, order["coupon_id"], order["_id"])
+    return given
 
 
 # --------------------------------------------------------------------------- rendering

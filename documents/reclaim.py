@@ -5,6 +5,9 @@ Coupon uses (`documents.cart`, `documents.orders`):
   `orders.CLAIM_TTL` is canceled; its claims and its hold are given back;
 - a failed or canceled order whose hold was never given back (``coupon_hold: "held"``: the
   process stopped between the two writes) gives it back (`orders.release_coupon`, once);
+- a give-back cut short (``coupon_hold: "releasing"`` for STRANDED_AFTER) is finished
+  (`orders.finish_release`: given back unless ``release:<order id>`` shows it was), and a
+  ``release:<order id>`` op whose order is already released is forgotten;
 - a use held for an order that was never stored (``hold:<order id>`` still in the coupon's
   `ops`, no such order, older than CLAIM_TTL) is dropped (`coupons.drop_hold`, once).
 
@@ -31,6 +34,7 @@ log = logging.getLogger("hwc3d.reclaim")
 STRANDED_AFTER = timedelta(minutes=10)
 BATCH = 500
 _HOLD = re.compile(r"^hold:([0-9a-f]{24})$")
+_RELEASE = re.compile(r"^release:([0-9a-f]{24})$")
 _TAKE = re.compile(r"^payout:([0-9a-f]{24}):(-?\d+)$")
 
 
@@ -54,10 +58,25 @@ async def reclaim_coupons(db, now: datetime | None = None) -> int:
         {"_id": 1}).to_list(BATCH)
     for order in closed:
         given += await orders.release_coupon(db, order["_id"])
+    cut_short = await db[orders.ORDERS].find(
+        {"coupon_hold": "releasing", "coupon_releasing_at": {"$lte": now - STRANDED_AFTER}},
+        {"_id": 1, "coupon_id": 1}).to_list(BATCH)
+    for order in cut_short:
+        given += await orders.finish_release(db, order)
+    await _forget_finished_releases(db)
     given += await _drop_unstored_holds(db, now - orders.CLAIM_TTL)
     if given:
         log.info("gave back %d stranded coupon uses", given)
     return given
+
+
+async def _forget_finished_releases(db) -> None:
+    async for coupon in db[coupons.COUPONS].find({"ops": {"$regex": "^release:"}}, {"ops": 1}):
+        for op in coupon.get("ops") or []:
+            match = _RELEASE.match(op)
+            if match and await db[orders.ORDERS].find_one(
+                    {"_id": ObjectId(match.group(1)), "coupon_hold": "released"}, {"_id": 1}):
+                await coupons.forget_release(db, coupon["_id"], ObjectId(match.group(1)))
 
 
 async def _drop_unstored_holds(db, cutoff: datetime) -> int:

@@ -12,7 +12,7 @@ from bson import ObjectId
 from checkout_support import THREE_DS, checkout, coupon_counts, new_coupon
 from demo_accounts import ADMIN, BUYER, BUYER2, MODERATOR
 
-from documents import coupons, orders
+from documents import coupons, orders, reclaim
 from documents.common import utcnow
 from tests.stripe_stub import WIZARD, count, stripe_settings
 
@@ -202,3 +202,44 @@ async def test_coupon_stored_before_holds_is_migrated(api, tokens, services, str
     assert (refused.status, refused.json["error_code"]) == (400, "COUPON_USED_UP")
     coupon = await db.coupons.find_one({"code": "LEGACY"})
     assert (coupon["used_count"], coupon["reserved_count"], coupon["remaining"]) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("cut_after", ["claim", "give_back", "mark"])
+@pytest.mark.gen_test
+async def test_give_back_cut_short_by_a_crash_is_finished_once(api, tokens, services,
+                                                                stripe_stub, cut_after):
+    db = services.db
+    await new_coupon(db, 1)
+    waiting = (await checkout(api, await tokens(BUYER), THREE_DS)).json
+    order_id = ObjectId(waiting["order_id"])
+    coupon = await db.coupons.find_one({"code": "HALF"})
+    # the process stopped after one of the give-back's writes, long enough ago
+    crashed_at = utcnow() - timedelta(hours=1)
+    await db.orders.update_one({"_id": order_id}, {"$set": {
+        "status": "failed", "coupon_hold": "releasing", "coupon_releasing_at": crashed_at}})
+    if cut_after in ("give_back", "mark"):
+        assert await coupons.release_use(db, coupon["_id"], order_id)
+    if cut_after == "mark":
+        await db.orders.update_one({"_id": order_id}, {"$set": {"coupon_hold": "released"}})
+    # a request retrying the failure path does not give it back on its own
+    assert not await orders.release_coupon(db, order_id)
+    given = await reclaim.reclaim_coupons(db)
+    assert given == (1 if cut_after == "claim" else 0)
+    assert await coupon_counts(db) == (0, 0, 1)
+    assert (await db.orders.find_one({"_id": order_id}))["coupon_hold"] == "released"
+    # the next run finds nothing more to give back
+    assert await reclaim.reclaim_coupons(db) == 0
+    assert await coupon_counts(db) == (0, 0, 1)
+
+
+@pytest.mark.gen_test
+async def test_a_give_back_in_progress_is_left_to_its_request(api, tokens, services, stripe_stub):
+    db = services.db
+    await new_coupon(db, 1)
+    waiting = (await checkout(api, await tokens(BUYER), THREE_DS)).json
+    order_id = ObjectId(waiting["order_id"])
+    await db.orders.update_one({"_id": order_id}, {"$set": {
+        "status": "failed", "coupon_hold": "releasing", "coupon_releasing_at": utcnow()}})
+    assert await reclaim.reclaim_coupons(db) == 0
+    coupon = await db.coupons.find_one({"code": "HALF"})
+    assert (coupon["reserved_count"], coupon["remaining"]) == (1, 0)
