@@ -13,6 +13,8 @@ Rules:
 """
 from __future__ import annotations
 
+import logging
+
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -24,11 +26,12 @@ from documents.orders import (
     OPEN,
     ORDERS,
     get_order,
-    log,
     release_claims,
 )
 from documents.purchases import PURCHASES, TRANSACTIONS
 from realtime import channels
+
+log = logging.getLogger("hwc3d.fulfilment")
 
 
 def intent_matches(order: dict, intent) -> bool:

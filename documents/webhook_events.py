@@ -14,13 +14,17 @@ Rules:
 """
 from __future__ import annotations
 
+import logging
+
 from pymongo.errors import DuplicateKeyError
 
 from documents import refunds
 from documents.checkout import settle
 from documents.common import object_id, utcnow
 from documents.errors import NotFound, PaymentFailed
-from documents.orders import OPEN, ORDERS, log
+from documents.orders import OPEN, ORDERS
+
+log = logging.getLogger("hwc3d.webhooks")
 
 WEBHOOK_EVENTS = "webhook_events"
 
