@@ -6,14 +6,23 @@ approved, pending or approved → rejected) or of `revisions` (a new file waitin
 a listed model). Once it is stored, the creator gets a notification (event
 `model_approved`/`model_rejected` on their notifications channel) and an email, and the
 decision is recorded as an admin action. Those follow-ups never undo or fail a stored
-decision: a failure is logged. A decision reaches models, notifications, emails and the
-audit trail, so it lives above those modules.
+decision: a failure is logged. A staff removal (`remove`) is recorded the same way. A
+decision reaches models, notifications, emails and the audit trail, so it lives above those
+modules.
 """
 from __future__ import annotations
 
 import logging
 
-from documents import admin_actions, catalog, email_notices, model_writes, notifications, revisions
+from documents import (
+    admin_actions,
+    catalog,
+    email_notices,
+    model_removal,
+    model_writes,
+    notifications,
+    revisions,
+)
 from realtime import channels
 
 log = logging.getLogger("hwc3d.moderation")
@@ -56,6 +65,16 @@ async def reject(db, hub, mailer, model_id, moderator: dict, reason: str) -> dic
                    "Your model was rejected", f'"{model["title"]}" was not approved: {reason}',
                    {"reason": reason})
     return model
+
+
+async def remove(db, model_id, moderator: dict) -> tuple[dict, list[str]]:
+    """Take a model off the platform as staff (seed 001 §13 "Delete model"; buyers do not
+    stop staff: `model_removal.remove_model`) and record `model_deleted` with its title.
+    Returns (the deleted model, storage keys of its media for the caller to delete). Raises
+    NotFound MODEL_NOT_FOUND."""
+    model, media_keys = await model_removal.remove_model(db, model_id, by_staff=True)
+    await record(db, moderator, "model_deleted", model, {"title": model["title"]})
+    return model, media_keys
 
 
 async def record(db, moderator: dict, action_type: str, model: dict, details: dict) -> None:

@@ -13,7 +13,6 @@ from marshmallow import fields, pre_load, validate
 from documents import (
     catalog,
     model_listing,
-    model_removal,
     model_writes,
     moderation,
     users,
@@ -67,10 +66,6 @@ class AdminModelHandlerBase(ApiHandler):
         creators = await users.get_many(self.db, [model["creator_id"]])
         return catalog.render_model(model, creators, private=True)
 
-    async def record_action(self, action_type: str, model: dict, details: dict) -> None:
-        """Record the admin action on `model` (`documents.moderation.record`)."""
-        await moderation.record(self.db, self.current_user, action_type, model, details)
-
 
 class AdminModelsHandler(AdminModelHandlerBase):
     @staff("models.moderate")
@@ -98,10 +93,9 @@ class AdminModelHandler(AdminModelHandlerBase):
     @responds(status=204)
     async def delete(self, model_id: str) -> None:
         """Delete a model (seed 001 §13); counters are fixed. 204."""
-        model, media_keys = await model_removal.remove_model(self.db, model_id, by_staff=True)
+        _, media_keys = await moderation.remove(self.db, model_id, self.current_user)
         for key in media_keys:
             await self.services.storage.delete(key)
-        await self.record_action("model_deleted", model, {"title": model["title"]})
         self.no_content()
 
 
