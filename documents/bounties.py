@@ -33,6 +33,7 @@ Rules:
 - Staff (`bounties.moderate`) edit fields, move the status between open, in_progress and
   cancelled (never out of `completed`), and delete a bounty that has no winner (with its
   applications); a bounty with a selected winner is kept as a record (409 BOUNTY_HAS_WINNER).
+  Each staff change is recorded as an admin action on target `bounty` once stored.
 - Paying the winner is outside this module: no money moves when a winner is selected.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, categories, charges, notifications, users
+from documents import admin_actions, catalog, categories, charges, notifications, users
 from documents.common import (
     object_id,
     omit,
@@ -323,11 +324,15 @@ async def select_winner(db, hub, bounty_id: Any, owner: dict, application_id: An
     return won
 
 
-async def moderate(db, bounty_id: Any, changes: dict) -> tuple[dict, dict]:
-    """Staff edit of a bounty (`bounties.moderate`): any of EDITABLE; `status` only among
-    open, in_progress, cancelled. A completed bounty keeps its status (409 BOUNTY_COMPLETED);
-    the check and the write are one conditional update. Returns (before, after)."""
+async def moderate(db, bounty_id: Any, changes: dict, *, actor: dict) -> dict:
+    """Staff edit of a bounty (`bounties.moderate`) by `actor`: any of EDITABLE; `status`
+    only among open, in_progress, cancelled. A completed bounty keeps its status (409
+    BOUNTY_COMPLETED); the check and the write are one conditional update. Then the admin
+    action `bounty_cancelled` (status cancelled) or `bounty_updated` ``{fields,
+    previous_status}`` is recorded (a failure is logged). Returns the bounty after."""
     before = await get(db, bounty_id)
+    fields = sorted(changes)
+    action = "bounty_cancelled" if changes.get("status") == "cancelled" else "bounty_updated"
     changes = dict(changes)
     if "deadline" in changes:
         changes["deadline"] = _check_deadline(changes["deadline"])
@@ -345,11 +350,14 @@ async def moderate(db, bounty_id: Any, changes: dict) -> tuple[dict, dict]:
         if await db[COLLECTION].count_documents({"_id": before["_id"]}) == 0:
             raise NotFound("Bounty not found", "BOUNTY_NOT_FOUND")
         raise Conflict("A completed bounty keeps its status", "BOUNTY_COMPLETED")
-    return before, after
+    await admin_actions.record_after(db, actor, action, "bounty", after["_id"],
+                                     {"fields": fields, "previous_status": before["status"]})
+    return after
 
 
-async def delete(db, bounty_id: Any) -> dict:
-    """Staff deletion of a bounty without a selected winner, with its applications.
+async def delete(db, bounty_id: Any, *, actor: dict) -> dict:
+    """Staff deletion of a bounty without a selected winner, with its applications, by
+    `actor`; recorded as the admin action `bounty_deleted` ``{title}``.
 
     Returns the deleted bounty. Raises NotFound, Conflict BOUNTY_HAS_WINNER (a completed
     bounty stays as the record of who won; cancel it instead).
@@ -362,6 +370,8 @@ async def delete(db, bounty_id: Any) -> dict:
                            "BOUNTY_HAS_WINNER")
         raise NotFound("Bounty not found", "BOUNTY_NOT_FOUND")
     await db[APPLICATIONS].delete_many({"bounty_id": bounty["_id"]})
+    await admin_actions.record_after(db, actor, "bounty_deleted", "bounty", bounty["_id"],
+                                     {"title": bounty["title"]})
     return bounty
 
 

@@ -44,7 +44,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import common, notifications, search_engine, search_kinds, users
+from documents import admin_actions, common, notifications, search_engine, search_kinds, users
 from documents.common import (
     object_id,
     omit,
@@ -321,7 +321,8 @@ async def delete(db, community: dict) -> None:
 
 async def approve(db, hub, community_id: Any, moderator: dict) -> dict:
     """Staff approval (seed 000 §7): conditional pending → active; notifies the creator
-    (`community_approved`). Raises NotFound, Conflict COMMUNITY_NOT_PENDING (409)."""
+    (`community_approved`) and records the admin action `community_approved`. Raises
+    NotFound, Conflict COMMUNITY_NOT_PENDING (409)."""
     oid = require_id(community_id, "Community")
     now = utcnow()
     doc = await db[COMMUNITIES].find_one_and_update(
@@ -336,6 +337,7 @@ async def approve(db, hub, community_id: Any, moderator: dict) -> dict:
         db, hub, doc["creator_id"], channels.COMMUNITY_APPROVED, "Community approved",
         f"Your community \"{doc['name']}\" is now live.",
         data={"community_id": str(doc["_id"])}, action_url=f"/community/{doc['_id']}")
+    await admin_actions.record_after(db, moderator, "community_approved", "community", doc["_id"])
     return doc
 
 

@@ -27,7 +27,16 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, categories, communities, email_notices, model_listing, notifications, users
+from documents import (
+    admin_actions,
+    catalog,
+    categories,
+    communities,
+    email_notices,
+    model_listing,
+    notifications,
+    users,
+)
 from documents.common import upsert_one, utcnow
 from documents.errors import Invalid
 from documents.money import FEE_RATE
@@ -102,15 +111,19 @@ async def _check_settings(db, server_settings, changes: dict) -> dict:
 
 
 async def update_settings(db, server_settings, changes: dict, actor: dict) -> dict:
-    """Apply validated partial `changes` to the one settings document (created on first
-    write) and return the result as `get_settings` does.
+    """Apply validated partial `changes` by staff `actor` to the one settings document
+    (created on first write), record the admin action `settings_updated` ``{changes: [the
+    names changed]}`` (a failure is logged) and return the result as `get_settings` does.
 
     Raises Invalid (422) for categories that do not exist or an upload limit above the server's.
     """
+    names = sorted(changes)
     changes = await _check_settings(db, server_settings, changes)
     await upsert_one(db[SETTINGS], {"_id": SETTINGS_ID},
                      {"$set": {**changes, "updated_at": utcnow(), "updated_by": actor["_id"]}},
                      reread=False)
+    await admin_actions.record_after(db, actor, "settings_updated", "settings", SETTINGS_ID,
+                                     {"changes": names})
     return await get_settings(db, server_settings)
 
 
@@ -144,8 +157,9 @@ async def announce(db, hub, actor: dict, *, title: str, message: str, target: st
                    action_url: str | None = None, mailer=None) -> dict:
     """Send an announcement (seed 000 §7): one `announcement` notification per user of
     `target` through `notifications.notify` (stored, then published live), an email to each
-    who did not turn emails off (through `mailer`), and one history document. Returns the
-    stored announcement with `recipient_count`.
+    who did not turn emails off (through `mailer`), and one history document; then the admin
+    action `announcement_sent` ``{target, count}`` by `actor` is recorded (a failure is
+    logged). Returns the stored announcement with `recipient_count`.
 
     Raises Invalid (422) past ANNOUNCEMENT_RECIPIENT_CAP, before anything is written.
     """
@@ -162,6 +176,8 @@ async def announce(db, hub, actor: dict, *, title: str, message: str, target: st
         await email_notices.announcement(mailer, people, title, message)
     await db[ANNOUNCEMENTS].update_one({"_id": doc["_id"]},
                                        {"$set": {"recipient_count": len(people)}})
+    await admin_actions.record_after(db, actor, "announcement_sent", "announcement", doc["_id"],
+                                     {"target": doc["target"], "count": doc["recipient_count"]})
     return doc
 
 

@@ -21,6 +21,9 @@ A percent coupon takes `discount_percent` off each line; a fixed coupon takes it
 the order, shared over the lines in proportion to their prices (`money.coupon_discounts`),
 never more than the order. `min_order_cents` is judged on the order's subtotal; a buyer may
 hold or use a coupon at most `per_user_limit` times (orders whose use is held or counted).
+
+Staff changes (`create`, `update`, `delete`) are recorded in the admin audit log
+(`admin_actions`, target `coupon`) once stored; a failure to record is logged.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import money
+from documents import admin_actions, money
 from documents.common import from_cents, paginate, render, require_id, search_regex, utcnow
 from documents.errors import BadRequest, Conflict, Invalid, NotFound
 
@@ -99,6 +102,21 @@ async def create_coupon(db, code: str, discount_percent: float | None = None,
     return doc
 
 
+async def create(db, admin: dict, data: dict) -> dict:
+    """Create a coupon for staff (seed 001 §13 Revenue): `data` holds `code`, `max_uses`
+    and any of `discount_percent`, `expires_at`, `is_active` and the `terms` of
+    `create_coupon`; `created_by` is `admin`. Records `coupon_created` with `data` as its
+    details. Returns the stored coupon; raises as `create_coupon`."""
+    terms = dict(data)
+    coupon = await create_coupon(
+        db, terms.pop("code"), terms.pop("discount_percent", None),
+        max_uses=terms.pop("max_uses"), expires_at=terms.pop("expires_at", None),
+        is_active=terms.pop("is_active", True), created_by=admin["_id"], **terms)
+    await admin_actions.record_after(db, admin, "coupon_created", "coupon", coupon["_id"],
+                                     render(data))
+    return coupon
+
+
 async def get(db, coupon_id: Any) -> dict:
     """The coupon `coupon_id`; raises NotFound (404 NOT_FOUND, also for a bad id)."""
     coupon = await db[COUPONS].find_one({"_id": require_id(coupon_id, "Coupon")})
@@ -107,8 +125,9 @@ async def get(db, coupon_id: Any) -> dict:
     return await with_counts(db, coupon)
 
 
-async def update(db, coupon_id: Any, changes: dict) -> dict:
-    """Change a coupon's terms (`EDITABLE`, `code`, `max_uses`); returns it as stored.
+async def update(db, coupon_id: Any, changes: dict, *, actor: dict) -> dict:
+    """Change a coupon's terms (`EDITABLE`, `code`, `max_uses`) for staff `actor`, recorded
+    as `coupon_updated` with `changes` as its details; returns the coupon as stored.
 
     A new `max_uses` moves `remaining` by the same step in one conditional update, so uses
     already counted or held are kept: below ``used_count + reserved_count`` it raises
@@ -135,11 +154,14 @@ async def update(db, coupon_id: Any, changes: dict) -> dict:
     if after is None:
         raise Conflict("max_uses cannot go below the uses counted and held",
                        "MAX_USES_BELOW_USES")
+    await admin_actions.record_after(db, actor, "coupon_updated", "coupon", after["_id"],
+                                     render(changes))
     return after
 
 
-async def delete(db, coupon_id: Any) -> dict:
-    """Delete a coupon no open order holds (orders keep its code). Returns the deleted
+async def delete(db, coupon_id: Any, *, actor: dict) -> dict:
+    """Delete a coupon no open order holds (orders keep its code), recorded as
+    `coupon_deleted` by staff `actor` with ``{code, used_count}``. Returns the deleted
     coupon. Raises NotFound, Conflict COUPON_IN_USE (409) while a use is held."""
     coupon = await get(db, coupon_id)
     result = await db[COUPONS].delete_one({"_id": coupon["_id"], "reserved_count": 0,
@@ -147,6 +169,9 @@ async def delete(db, coupon_id: Any) -> dict:
     if result.deleted_count != 1:
         raise Conflict("An open order holds a use of this coupon; deactivate it instead",
                        "COUPON_IN_USE")
+    await admin_actions.record_after(db, actor, "coupon_deleted", "coupon", coupon["_id"],
+                                     {"code": coupon["code"],
+                                      "used_count": coupon.get("used_count", 0)})
     return coupon
 
 

@@ -30,7 +30,9 @@ Rules:
   fails the enrollment is undone (and refunded), so the count equals the stored enrollments.
 - Staff with `courses.manage` create, edit and delete courses. `is_free` and `price_cents`
   agree (free ⇔ price 0). A course with enrollments is not deleted (409
-  COURSE_HAS_ENROLLMENTS: people paid for or started it; unpublish it instead).
+  COURSE_HAS_ENROLLMENTS: people paid for or started it; unpublish it instead). Each of
+  these changes is recorded as an admin action on target `course` once stored
+  (`course_created`, `course_updated`, `course_deleted`).
 - Course revenue is not entered in the seller ledger (`documents.money`); progress is stored
   but no route of the seeds changes it yet.
 """
@@ -44,7 +46,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import charges, users
+from documents import admin_actions, charges, users
 from documents.common import omit, paginate, render, require_id, search_regex, utcnow
 from documents.errors import Conflict, DomainError, Invalid, NotFound, PaymentFailed
 
@@ -254,7 +256,8 @@ def _tags(tags: list[str] | None) -> list[str]:
 async def create(db, staff_user: dict, data: dict) -> dict:
     """Store a new course (`courses.manage`). `data`: title, description, instructor_id
     (default: `staff_user`), thumbnail_url, video_url, duration, difficulty, category, tags,
-    is_free, price_cents, is_published (default true). Raises Invalid (422)."""
+    is_free, price_cents, is_published (default true). Records `course_created` ``{title}``
+    by `staff_user`. Raises Invalid (422)."""
     now = utcnow()
     instructor = data.get("instructor_id") or staff_user["_id"]
     doc = {"title": data["title"], "description": data.get("description") or "",
@@ -267,12 +270,16 @@ async def create(db, staff_user: dict, data: dict) -> dict:
            "created_at": now, "updated_at": now}
     result = await db[COLLECTION].insert_one(doc)
     doc["_id"] = result.inserted_id
+    await admin_actions.record_after(db, staff_user, "course_created", "course", doc["_id"],
+                                     {"title": doc["title"]})
     return doc
 
 
-async def update(db, course_id: Any, changes: dict) -> dict:
-    """Change a course's fields (`courses.manage`); returns it. Raises NotFound, Invalid."""
+async def update(db, course_id: Any, changes: dict, *, actor: dict) -> dict:
+    """Change a course's fields (`courses.manage`) for staff `actor`, recorded as
+    `course_updated` ``{fields}``; returns it. Raises NotFound, Invalid."""
     course = await get(db, course_id)
+    fields = sorted(changes)
     changes = dict(changes)
     if "instructor_id" in changes:
         changes["instructor_id"] = await _instructor_id(db, changes["instructor_id"])
@@ -286,12 +293,15 @@ async def update(db, course_id: Any, changes: dict) -> dict:
         return_document=ReturnDocument.AFTER)
     if after is None:
         raise NotFound("Course not found", "COURSE_NOT_FOUND")
+    await admin_actions.record_after(db, actor, "course_updated", "course", after["_id"],
+                                     {"fields": fields})
     return after
 
 
-async def delete(db, course_id: Any) -> dict:
-    """Delete a course nobody is enrolled in; returns it. Raises NotFound, Conflict
-    COURSE_HAS_ENROLLMENTS (unpublish it instead)."""
+async def delete(db, course_id: Any, *, actor: dict) -> dict:
+    """Delete a course nobody is enrolled in, recorded as `course_deleted` ``{title}`` by
+    staff `actor`; returns it. Raises NotFound, Conflict COURSE_HAS_ENROLLMENTS (unpublish
+    it instead)."""
     course = await get(db, course_id)
     result = await db[COLLECTION].delete_one({"_id": course["_id"], "enrollment_count": 0})
     if result.deleted_count == 0:
@@ -299,6 +309,8 @@ async def delete(db, course_id: Any) -> dict:
             raise Conflict("People are enrolled in this course; unpublish it instead",
                            "COURSE_HAS_ENROLLMENTS")
         raise NotFound("Course not found", "COURSE_NOT_FOUND")
+    await admin_actions.record_after(db, actor, "course_deleted", "course", course["_id"],
+                                     {"title": course["title"]})
     return course
 
 

@@ -9,7 +9,8 @@ Documents::
     emails           the outbox of `documents.outbox` (written there; read here)
 
 Recipients follow the rules of `documents.content` (live users, segments); one send reaches
-at most EMAIL_RECIPIENT_CAP users. Templates render through the sandboxed Liquid of
+at most EMAIL_RECIPIENT_CAP users; each send is recorded as the admin action `emails_sent`.
+Templates render through the sandboxed Liquid of
 `documents.emails`; one that does not parse is refused with 422 naming the error.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import emails, users
+from documents import admin_actions, emails, users
 from documents.common import (
     delete_by_id,
     get_by_id,
@@ -30,7 +31,7 @@ from documents.common import (
     update_by_id,
     utcnow,
 )
-from documents.content import segment_users
+from documents.content import get_settings, segment_users
 from documents.errors import Conflict, Invalid, NotFound
 
 TEMPLATES = "email_templates"
@@ -156,6 +157,37 @@ async def send_emails(mailer, recipients: list[dict], *, subject: str, body: str
     records = await mailer.send_many(out, category)
     return {"queued": len(records), "recipients": len(recipients),
             "email_ids": [str(r["_id"]) for r in records]}
+
+
+async def send_message(db, mailer, server_settings, admin: dict, data: dict) -> dict:
+    """Send an email that staff wrote (seed 001 §13 "Send email") and record it.
+
+    `data`: exactly one of `user_id`, `email` or `segment` (see `email_recipients`), and
+    either `template_id` or `subject` and `body`; `category` defaults to the template's,
+    else "marketing". Placeholders are checked (Invalid 422) before anything is sent, the
+    site name comes from the platform settings, the emails are queued by `send_emails`,
+    then the admin action `emails_sent` ``{recipients, subject, segment, template_id}`` is
+    recorded (a failure is logged). Returns ``{queued, recipients, email_ids}``. Raises
+    NotFound for an unknown `template_id` or `user_id`, Invalid past EMAIL_RECIPIENT_CAP.
+    """
+    if "template_id" in data:
+        template = await get_template(db, data["template_id"])
+        subject, body = template["subject"], template["body"]
+        category = data.get("category") or template.get("category") or "marketing"
+    else:
+        subject, body = data["subject"], data["body"]
+        category = data.get("category") or "marketing"
+    check_placeholders(subject=subject, body=body)
+    recipients = await email_recipients(db, user_id=data.get("user_id"),
+                                        email=data.get("email"), segment=data.get("segment"))
+    site = await get_settings(db, server_settings)
+    result = await send_emails(mailer, recipients, subject=subject, body=body,
+                               category=category, site_name=site["site_name"])
+    await admin_actions.record_after(
+        db, admin, "emails_sent", "email", None,
+        {"recipients": result["recipients"], "subject": subject[:200],
+         "segment": data.get("segment"), "template_id": data.get("template_id")})
+    return result
 
 
 SECRET_EMAIL_CATEGORIES = ("verification", "password_reset")

@@ -26,18 +26,26 @@ that crashed before storing its payout is given back by the periodic reclaim job
 "approve" by default means the staff member has sent the money (there is no automated
 transfer provider): the payout becomes `paid` and `paid_out_cents` grows. Balance moves use
 `money.apply_counter` (flag `counted` on the payout), so each happens exactly once.
+
+Once a decision is stored it is recorded as the admin action ``payout_<status>`` (with the
+`amount_cents`) and the seller gets the `payout_decision` email; those follow-ups never undo
+or fail the decision: a failure is logged (docs/architecture.md §4 "Side effects beside the
+write").
 """
 from __future__ import annotations
 
+import logging
 import re
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import earnings, money, users
+from documents import admin_actions, earnings, email_notices, money, users
 from documents.common import paginate, render, require_id, utcnow
 from documents.errors import Conflict, Invalid, NotFound
+
+log = logging.getLogger("hwc3d.payouts")
 
 METHODS = "payout_methods"
 PAYOUTS = earnings.PAYOUTS
@@ -259,33 +267,52 @@ async def _count(db, payout: dict, inc: dict) -> None:
                               money.BALANCE_DEFAULTS)
 
 
-async def approve(db, payout_id, staff_user: dict, *, paid: bool = True,
+async def approve(db, mailer, payout_id, staff_user: dict, *, paid: bool = True,
                   note: str | None = None) -> dict:
     """Approve a payout: to `paid` (default; from requested or approved; `paid_out_cents`
-    grows by the amount once) or, with `paid=False`, requested → `approved`.
-    Returns the payout document. Raises NotFound (404), Conflict INVALID_STATE (409)."""
+    grows by the amount once) or, with `paid=False`, requested → `approved`. Then the
+    admin action ``payout_<status>`` ``{note, amount_cents}`` is recorded and the seller is
+    emailed through `mailer` (module doc). Returns the payout document. Raises NotFound
+    (404), Conflict INVALID_STATE (409)."""
     now = utcnow()
     changes = {"decided_at": now, "decided_by": staff_user["_id"]}
     if note:
         changes["note"] = note
     if not paid:
-        return await _transition(db, payout_id, ("requested",), {**changes, "status": "approved"})
-    payout = await _transition(db, payout_id, ("requested", "approved"),
-                               {**changes, "status": "paid", "paid_at": now})
-    await _count(db, payout, {"paid_out_cents": payout["amount_cents"]})
+        payout = await _transition(db, payout_id, ("requested",),
+                                   {**changes, "status": "approved"})
+    else:
+        payout = await _transition(db, payout_id, ("requested", "approved"),
+                                   {**changes, "status": "paid", "paid_at": now})
+        await _count(db, payout, {"paid_out_cents": payout["amount_cents"]})
+    await _decided(db, mailer, payout, staff_user, {"note": note})
     return payout
 
 
-async def reject(db, payout_id, staff_user: dict, reason: str) -> dict:
+async def reject(db, mailer, payout_id, staff_user: dict, reason: str) -> dict:
     """Reject a requested or approved payout with `reason`: the amount goes back to the
-    available balance once, with a `payout_reversal` ledger line. Returns the payout.
-    Raises NotFound (404), Conflict INVALID_STATE (409)."""
+    available balance once, with a `payout_reversal` ledger line. Then the admin action
+    `payout_rejected` ``{reason, amount_cents}`` is recorded and the seller is emailed
+    through `mailer` (module doc). Returns the payout. Raises NotFound (404), Conflict
+    INVALID_STATE (409)."""
     payout = await _transition(db, payout_id, ("requested", "approved"),
                                {"status": "rejected", "note": reason, "decided_at": utcnow(),
                                 "decided_by": staff_user["_id"]})
     await _ledger_line(db, "payout_reversal", payout, payout["amount_cents"])
     await _count(db, payout, {"available_cents": payout["amount_cents"]})
+    await _decided(db, mailer, payout, staff_user, {"reason": reason})
     return payout
+
+
+async def _decided(db, mailer, payout: dict, staff_user: dict, details: dict) -> None:
+    """Record the stored decision and email the seller (module doc); failures are logged."""
+    await admin_actions.record_after(db, staff_user, f"payout_{payout['status']}", "payout",
+                                     payout["_id"],
+                                     {**details, "amount_cents": payout["amount_cents"]})
+    try:
+        await email_notices.payout_decision(db, mailer, payout)
+    except Exception:
+        log.exception("could not email the seller of payout %s", payout["_id"])
 
 
 async def open_count(db) -> int:

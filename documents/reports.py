@@ -13,6 +13,7 @@ holding `reports.resolve` list them and resolve each once (conditional pending �
 or dismissed; 409 REPORT_NOT_PENDING otherwise). `action: "remove"` hides the content — a
 post or comment is soft-deleted (counters fixed), a model is unpublished — and closes every
 other pending report about the same content as resolved; `dismiss` closes this one only.
+Each resolution is recorded as an admin action (`report_remove`, `report_dismiss`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, model_writes, post_interactions, posts, users
+from documents import admin_actions, catalog, model_writes, post_interactions, posts, users
 from documents.common import paginate, render, require_id, utcnow
 from documents.errors import Conflict, NotFound
 
@@ -138,8 +139,10 @@ async def resolve(db, report_id: Any, moderator: dict, action: str,
     """Resolve a pending report (seed 000 §7 PUT /api/admin/reports/{id}/resolve).
 
     `action` "remove": the content is hidden, this report and every other pending report of
-    the same content become `resolved`; "dismiss": this report becomes `dismissed`. Returns
-    the report rendered. Raises NotFound REPORT_NOT_FOUND, Conflict REPORT_NOT_PENDING.
+    the same content become `resolved`; "dismiss": this report becomes `dismissed`. Then
+    the admin action ``report_<action>`` ``{content_type, content_id}`` is recorded (a
+    failure is logged). Returns the report rendered. Raises NotFound REPORT_NOT_FOUND,
+    Conflict REPORT_NOT_PENDING.
     """
     oid = require_id(report_id, "Report")
     now = utcnow()
@@ -157,7 +160,11 @@ async def resolve(db, report_id: Any, moderator: dict, action: str,
         await db[REPORTS].update_many(
             {"content_type": doc["content_type"], "content_id": doc["content_id"],
              "status": "pending"}, {"$set": closing})
-    return render_report(doc, await users.get_many(db, [doc["reporter_id"], moderator["_id"]]))
+    report = render_report(doc, await users.get_many(db, [doc["reporter_id"], moderator["_id"]]))
+    await admin_actions.record_after(db, moderator, f"report_{action}", "report", doc["_id"],
+                                     {"content_type": report["content_type"],
+                                      "content_id": report["content_id"]})
+    return report
 
 
 

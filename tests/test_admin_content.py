@@ -332,6 +332,9 @@ async def test_send_email_to_a_user_with_a_template(api, admin, services):
     assert record["to"] == BUYER and record["subject"] == f"Hello {buyer['username']}"
     assert record["text"].startswith(f"Dear {buyer['full_name']}, welcome to HWC3D.\n")
     assert record["category"] == "announcement" and record["status"] == "sent"
+    action = await db.admin_actions.find_one({"action_type": "emails_sent"})
+    assert action["details"] == {"recipients": 1, "subject": "Hello {{username}}",
+                                 "segment": None, "template_id": tpl["id"]}
 
     history = await api("GET", f"/api/admin/emails/history?to={BUYER}", token=admin)
     assert history.status == 200
@@ -495,6 +498,10 @@ async def test_announcement_targets_and_bad_input(api, admin, services):
     expected = {u["_id"] async for u in db.users.find({"user_type": "creator",
                                                        "staff_role": None})}
     assert notified == expected and ObjectId(CREATOR_ID) in notified
+    action = await db.admin_actions.find_one({"action_type": "announcement_sent"})
+    assert (action["target_type"], str(action["target_id"])) == ("announcement",
+                                                                 creators.json["id"])
+    assert action["details"] == {"target": "creators", "count": 2}
     buyers = await api("POST", "/api/admin/announcements", token=admin,
                        json={"title": "Buyers", "message": "Sale", "target": "buyers"})
     assert buyers.json["count"] == 2  # buyer and buyer2; staff accounts are not "buyers"

@@ -374,7 +374,7 @@ async def test_admin_lists_every_status_and_approves_pending(api, who, services)
 
 
 @pytest.mark.gen_test
-async def test_admin_creates_active_updates_status_and_deletes(api, who):
+async def test_admin_creates_active_updates_status_and_deletes(api, who, services):
     staff = await who("admin")
     created = await api("POST", "/api/admin/communities", token=staff,
                         json={"name": "Official News", "category": "News"})
@@ -393,6 +393,11 @@ async def test_admin_creates_active_updates_status_and_deletes(api, who):
     assert (await api("DELETE", f"/api/admin/communities/{cid}", token=staff)).status == 204
     assert (await api("GET", f"/api/admin/communities/{cid}", token=staff)).status == 404
     assert (await api("DELETE", "/api/admin/communities/zz", token=staff)).status == 404
+    actions = [(a["action_type"], a["details"]) async for a in services.db.admin_actions.find(
+        {"target_type": "community", "target_id": ObjectId(cid)}).sort("created_at", 1)]
+    assert actions == [("community_created", {"name": "Official News"}),
+                       ("community_updated", {"status": "suspended"}),
+                       ("community_deleted", {"name": "Official News"})]
     creator = await who("creator")
     assert (await api("POST", "/api/admin/communities", token=creator,
                       json={"name": "Sneaky"})).status == 403

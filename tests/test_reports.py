@@ -110,6 +110,9 @@ async def test_remove_hides_the_post_and_resolves_every_report_of_it(api, who, s
     assert after["post_count"] == before["post_count"] - 1
     second = await services.db[reports.REPORTS].find_one({"_id": ObjectId(other["id"])})
     assert second["status"] == "resolved" and second["action"] == "remove"
+    action = await services.db.admin_actions.find_one({"target_type": "report"})
+    assert (action["action_type"], action["target_id"]) == ("report_remove", ObjectId(one["id"]))
+    assert action["details"] == {"content_type": "post", "content_id": MODEL_POST}
     again = await api("PUT", f"/api/admin/reports/{other['id']}/resolve", token=staff,
                       json={"action": "dismiss"})
     assert again.status == 409 and again.json["error_code"] == "REPORT_NOT_PENDING"
@@ -123,6 +126,8 @@ async def test_dismiss_and_comment_removal_and_bad_input(api, who, services):
                           json={"action": "dismiss"})
     assert dismissed.status == 200 and dismissed.json["status"] == "dismissed"
     assert (await api("GET", f"/api/posts/{MODEL_POST}")).status == 200
+    assert await services.db.admin_actions.count_documents(
+        {"action_type": "report_dismiss", "target_id": ObjectId(post_report["id"])}) == 1
 
     comment_report = (await api("POST", f"/api/posts/{WELCOME}/comments/{FIRST_COMMENT}/report",
                                 token=await who("buyer2"), json={"reason": "Other"})).json

@@ -13,11 +13,9 @@ is recorded in the admin action log.
 """
 from __future__ import annotations
 
-from bson import ObjectId
 from marshmallow import fields, validate
 
-from documents import admin_actions, communities, community_removal, reports
-from documents.errors import Conflict
+from documents import admin_actions, communities, community_staff, reports
 from handlers.base import ApiSchema, PageQuery, body, query, responds, staff
 from handlers.communities import (
     CommunityBase,
@@ -107,9 +105,7 @@ class AdminCommunitiesHandler(CommunityBase):
     async def post(self) -> None:
         """Create a community that is active at once, with the caller as its admin. 409
         COMMUNITY_NAME_TAKEN."""
-        doc = await communities.create(self.db, self.current_user, self.body, status="active")
-        await admin_actions.record(self.db, self.current_user, "community_created",
-                                   "community", doc["_id"], {"name": doc["name"]})
+        doc = await community_staff.create(self.db, self.current_user, self.body)
         await self.reply_community(doc, 201)
 
 
@@ -134,23 +130,14 @@ class AdminCommunityHandler(CommunityBase):
     async def put(self, community_id: str) -> None:
         """Edit any field, or suspend/reactivate (`status`). 409 COMMUNITY_NAME_TAKEN;
         a pending community is activated through approve (409 COMMUNITY_NOT_PENDING there)."""
-        community = await communities.require(self.db, community_id)
-        if self.body.get("status") == "active" and community["status"] == "pending":
-            raise Conflict("A pending community is activated by approving it",
-                           "COMMUNITY_NOT_APPROVED")
-        after = await communities.update(self.db, community, self.body)
-        await admin_actions.record(self.db, self.current_user, "community_updated", "community",
-                                   community["_id"], dict(self.body))
-        await self.reply_details(after)
+        await self.reply_details(await community_staff.update(
+            self.db, self.current_user, community_id, self.body))
 
     @staff(communities.MODERATE)
     @responds(None, status=204)
     async def delete(self, community_id: str) -> None:
         """Delete a community with its members, posts and chat. 204."""
-        community = await communities.require(self.db, community_id)
-        await community_removal.remove_community(self.db, community)
-        await admin_actions.record(self.db, self.current_user, "community_deleted", "community",
-                                   community["_id"], {"name": community["name"]})
+        await community_staff.remove(self.db, self.current_user, community_id)
         self.no_content()
 
 
@@ -162,8 +149,6 @@ class AdminApproveCommunityHandler(CommunityBase):
         its creator is notified."""
         doc = await communities.approve(self.db, self.services.hub, community_id,
                                         self.current_user)
-        await admin_actions.record(self.db, self.current_user, "community_approved",
-                                   "community", doc["_id"])
         await self.reply_community(doc)
 
 
@@ -191,10 +176,6 @@ class AdminResolveReportHandler(CommunityBase):
         every pending report of it; `dismiss` closes this one. 409 REPORT_NOT_PENDING."""
         report = await reports.resolve(self.db, report_id, self.current_user,
                                        self.body["action"], self.body.get("notes"))
-        await admin_actions.record(self.db, self.current_user, f"report_{self.body['action']}",
-                                   "report", ObjectId(report["id"]),
-                                   {"content_type": report["content_type"],
-                                    "content_id": report["content_id"]})
         self.write_json(report)
 
 

@@ -23,7 +23,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from documents import admin_actions, content, email_admin, homepage, outbox
+from documents import content, email_admin, homepage, outbox
 from documents.common import render
 from documents.errors import Invalid
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
@@ -260,8 +260,6 @@ class AdminSettingsHandler(ApiHandler):
         unknown categories or max_upload_mb above the server's limit. 200 with all settings."""
         doc = await content.update_settings(self.db, self.settings_, self.body,
                                             self.current_user)
-        await admin_actions.record(self.db, self.current_user, "settings_updated", "settings",
-                                   content.SETTINGS_ID, {"changes": sorted(self.body)})
         self.write_json(render(doc))
 
 
@@ -373,28 +371,8 @@ class SendEmailHandler(ApiHandler):
         Placeholders are filled per recipient; the emails are queued and go out in batches
         over one SMTP connection each. 200 ``{queued, recipients, email_ids}``;
         404 for an unknown user_id or template_id."""
-        data = self.body
-        subject, text, category = await self._message(data)
-        email_admin.check_placeholders(subject=subject, body=text)
-        recipients = await email_admin.email_recipients(
-            self.db, user_id=data.get("user_id"), email=data.get("email"),
-            segment=data.get("segment"))
-        site = await content.get_settings(self.db, self.settings_)
-        result = await email_admin.send_emails(
-            self.services.mailer, recipients, subject=subject, body=text, category=category,
-            site_name=site["site_name"])
-        await admin_actions.record(
-            self.db, self.current_user, "emails_sent", "email", None,
-            {"recipients": result["recipients"], "subject": subject[:200],
-             "segment": data.get("segment"), "template_id": data.get("template_id")})
-        self.write_json(result)
-
-    async def _message(self, data: dict) -> tuple[str, str, str]:
-        if "template_id" in data:
-            template = await email_admin.get_template(self.db, data["template_id"])
-            return (template["subject"], template["body"],
-                    data.get("category") or template.get("category") or "marketing")
-        return data["subject"], data["body"], data.get("category") or "marketing"
+        self.write_json(await email_admin.send_message(
+            self.db, self.services.mailer, self.settings_, self.current_user, self.body))
 
 
 class EmailHistoryHandler(ApiHandler):
@@ -437,9 +415,6 @@ class AnnouncementsHandler(ApiHandler):
                                      title=data["title"], message=data["message"],
                                      target=data["target"], action_url=data.get("action_url"),
                                      mailer=self.services.mailer)
-        await admin_actions.record(self.db, self.current_user, "announcement_sent",
-                                   "announcement", doc["_id"],
-                                   {"target": doc["target"], "count": doc["recipient_count"]})
         self.write_json({**render(doc), "count": doc["recipient_count"]}, 201)
 
 

@@ -17,8 +17,8 @@ from datetime import UTC
 
 from marshmallow import ValidationError, fields, post_load, pre_load, validate, validates_schema
 
-from documents import admin_actions, coupons
-from documents.common import render, to_cents
+from documents import coupons
+from documents.common import to_cents
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
 
 PERMISSION = "revenue.manage"
@@ -118,10 +118,6 @@ class CouponOut(ApiSchema):
     is_active = fields.Boolean()
 
 
-def _details(changes: dict) -> dict:
-    return render({k: v for k, v in changes.items()})
-
-
 class CouponsHandler(ApiHandler):
     @staff(PERMISSION)
     @query(CouponsQuery)
@@ -138,13 +134,7 @@ class CouponsHandler(ApiHandler):
     @responds(CouponOut, status=201)
     async def post(self) -> None:
         """Create a coupon (201). 409 COUPON_EXISTS; 422 on bad terms."""
-        data = dict(self.body)
-        coupon = await coupons.create_coupon(
-            self.db, data.pop("code"), data.pop("discount_percent", None),
-            max_uses=data.pop("max_uses"), expires_at=data.pop("expires_at", None),
-            is_active=data.pop("is_active", True), created_by=self.current_user["_id"], **data)
-        await admin_actions.record(self.db, self.current_user, "coupon_created", "coupon",
-                                   coupon["_id"], _details(self.body))
+        coupon = await coupons.create(self.db, self.current_user, self.body)
         self.write_json(coupons.render_admin(coupon), 201)
 
 
@@ -160,19 +150,14 @@ class CouponHandler(ApiHandler):
     @responds(CouponOut)
     async def put(self, coupon_id: str) -> None:
         """Change a coupon's terms. 404; 409 COUPON_EXISTS / MAX_USES_BELOW_USES; 422."""
-        coupon = await coupons.update(self.db, coupon_id, self.body)
-        await admin_actions.record(self.db, self.current_user, "coupon_updated", "coupon",
-                                   coupon["_id"], _details(self.body))
+        coupon = await coupons.update(self.db, coupon_id, self.body, actor=self.current_user)
         self.write_json(coupons.render_admin(coupon))
 
     @staff(PERMISSION)
     @responds(None, status=204)
     async def delete(self, coupon_id: str) -> None:
         """Delete a coupon (204); orders keep its code. 404; 409 COUPON_IN_USE."""
-        coupon = await coupons.delete(self.db, coupon_id)
-        await admin_actions.record(self.db, self.current_user, "coupon_deleted", "coupon",
-                                   coupon["_id"], {"code": coupon["code"],
-                                                   "used_count": coupon.get("used_count", 0)})
+        await coupons.delete(self.db, coupon_id, actor=self.current_user)
         self.no_content()
 
 

@@ -12,7 +12,7 @@ import re
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from documents import admin_actions, bounties, courses
+from documents import bounties, courses
 from documents.common import object_id
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
 from handlers.bounties import BountyFields, BountyOut, Tags
@@ -131,11 +131,7 @@ class AdminBountyHandler(ApiHandler):
     async def put(self, bounty_id: str) -> None:
         """Edit a bounty's fields or status (cancel: ``{"status": "cancelled"}``). 404; 409
         BOUNTY_COMPLETED for a status change of a completed bounty; 422."""
-        before, after = await bounties.moderate(self.db, bounty_id, self.body)
-        action = "bounty_cancelled" if self.body.get("status") == "cancelled" else "bounty_updated"
-        await admin_actions.record(self.db, self.current_user, action, "bounty", after["_id"],
-                                   {"fields": sorted(self.body),
-                                    "previous_status": before["status"]})
+        after = await bounties.moderate(self.db, bounty_id, self.body, actor=self.current_user)
         self.write_json(await bounties.render_detail(self.db, after, self.current_user,
                                                      sees_all=True))
 
@@ -144,9 +140,7 @@ class AdminBountyHandler(ApiHandler):
     async def delete(self, bounty_id: str) -> None:
         """Delete a bounty without a selected winner, with its applications. 204; 404; 409
         BOUNTY_HAS_WINNER."""
-        bounty = await bounties.delete(self.db, bounty_id)
-        await admin_actions.record(self.db, self.current_user, "bounty_deleted", "bounty",
-                                   bounty["_id"], {"title": bounty["title"]})
+        await bounties.delete(self.db, bounty_id, actor=self.current_user)
         self.no_content()
 
 
@@ -171,8 +165,6 @@ class AdminCoursesHandler(ApiHandler):
         """Create a course: 201 with it. 422 for bad fields, an unknown instructor, or a
         price that disagrees with `is_free`."""
         doc = await courses.create(self.db, self.current_user, self.body)
-        await admin_actions.record(self.db, self.current_user, "course_created", "course",
-                                   doc["_id"], {"title": doc["title"]})
         self.write_json((await courses.render_courses(self.db, [doc], with_video=True))[0], 201)
 
 
@@ -182,18 +174,14 @@ class AdminCourseHandler(ApiHandler):
     @responds(CourseOut)
     async def put(self, course_id: str) -> None:
         """Edit a course's fields (publish/unpublish with `is_published`). 404; 422."""
-        doc = await courses.update(self.db, course_id, self.body)
-        await admin_actions.record(self.db, self.current_user, "course_updated", "course",
-                                   doc["_id"], {"fields": sorted(self.body)})
+        doc = await courses.update(self.db, course_id, self.body, actor=self.current_user)
         self.write_json((await courses.render_courses(self.db, [doc], with_video=True))[0])
 
     @staff("courses.manage")
     @responds(status=204)
     async def delete(self, course_id: str) -> None:
         """Delete a course nobody is enrolled in. 204; 404; 409 COURSE_HAS_ENROLLMENTS."""
-        doc = await courses.delete(self.db, course_id)
-        await admin_actions.record(self.db, self.current_user, "course_deleted", "course",
-                                   doc["_id"], {"title": doc["title"]})
+        await courses.delete(self.db, course_id, actor=self.current_user)
         self.no_content()
 
 

@@ -22,12 +22,11 @@ Permissions: revenue and payouts need `revenue.manage`; analytics need `analytic
 """
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, time
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from documents import admin_actions, admin_analytics, analytics, earnings, email_notices, payouts
+from documents import admin_analytics, analytics, earnings, payouts
 from documents.common import object_id
 from documents.errors import NotFound
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
@@ -44,8 +43,6 @@ from handlers.schemas_money import (
     PayoutOut,
     TransactionOut,
 )
-
-log = logging.getLogger("hwc3d.admin.revenue")
 
 PAYOUT_ID = r"([^/]+)"
 METRIC_TYPES = ("overview", "users", "models", "revenue")
@@ -188,56 +185,41 @@ class PayoutsHandler(ApiHandler):
         self.write_page(items, meta)
 
 
-class PayoutDecisionHandler(ApiHandler):
-    async def record(self, action: str, payout: dict, details: dict) -> None:
-        """Record the admin action after the decision was stored (a failure is logged)."""
-        try:
-            await admin_actions.record(self.db, self.current_user, action, "payout",
-                                       payout["_id"], {**details,
-                                                       "amount_cents": payout["amount_cents"]})
-        except Exception:
-            log.exception("could not record the admin action on payout %s", payout["_id"])
-
-
-class ApproveHandler(PayoutDecisionHandler):
+class ApproveHandler(ApiHandler):
     @staff("revenue.manage")
     @body(ApproveBody)
     @responds(PayoutOut)
     async def post(self, payout_id: str) -> None:
         """Approve a payout (seed 001 §13): to `paid` by default, or `approved` with
         `paid: false`. 404 unknown payout; 409 INVALID_STATE when already decided."""
-        payout = await payouts.approve(self.db, payout_id, self.current_user,
-                                       paid=self.body["paid"], note=self.body.get("note"))
-        await self.record(f"payout_{payout['status']}", payout, {"note": self.body.get("note")})
+        payout = await payouts.approve(self.db, self.services.mailer, payout_id,
+                                       self.current_user, paid=self.body["paid"],
+                                       note=self.body.get("note"))
         self.write_json(payouts.render_payout(payout))
-        await email_notices.payout_decision(self.db, self.services.mailer, payout)
 
 
-class MarkPaidHandler(PayoutDecisionHandler):
+class MarkPaidHandler(ApiHandler):
     @staff("revenue.manage")
     @body(MarkPaidBody)
     @responds(PayoutOut)
     async def post(self, payout_id: str) -> None:
         """Mark an approved (or requested) payout `paid` once the money was sent (seed 001
         §13): `paid_out` grows by its amount. 404 unknown payout; 409 INVALID_STATE."""
-        payout = await payouts.approve(self.db, payout_id, self.current_user, paid=True,
-                                       note=self.body.get("note"))
-        await self.record("payout_paid", payout, {"note": self.body.get("note")})
+        payout = await payouts.approve(self.db, self.services.mailer, payout_id,
+                                       self.current_user, paid=True, note=self.body.get("note"))
         self.write_json(payouts.render_payout(payout))
-        await email_notices.payout_decision(self.db, self.services.mailer, payout)
 
 
-class RejectHandler(PayoutDecisionHandler):
+class RejectHandler(ApiHandler):
     @staff("revenue.manage")
     @body(RejectBody)
     @responds(PayoutOut)
     async def post(self, payout_id: str) -> None:
         """Reject a payout with a `reason` (seed 001 §13): the amount returns to the seller's
         available balance. 404 unknown payout; 409 INVALID_STATE when already decided."""
-        payout = await payouts.reject(self.db, payout_id, self.current_user, self.body["reason"])
-        await self.record("payout_rejected", payout, {"reason": self.body["reason"]})
+        payout = await payouts.reject(self.db, self.services.mailer, payout_id,
+                                      self.current_user, self.body["reason"])
         self.write_json(payouts.render_payout(payout))
-        await email_notices.payout_decision(self.db, self.services.mailer, payout)
 
 
 class AnalyticsHandler(ApiHandler):
