@@ -80,10 +80,7 @@ async def remove(db, model_id, moderator: dict) -> tuple[dict, list[str]]:
 async def record(db, moderator: dict, action_type: str, model: dict, details: dict) -> None:
     """Record a staff action on `model` (seed 000 §7 `AdminAction`); a failure is logged,
     the action itself stays stored."""
-    try:
-        await admin_actions.record(db, moderator, action_type, "model", model["_id"], details)
-    except Exception:
-        log.exception("could not record the admin action on model %s", model["_id"])
+    await admin_actions.record_after(db, moderator, action_type, "model", model["_id"], details)
 
 
 async def _decided(db, hub, mailer, model: dict, moderator: dict, kind: str, title: str,
