@@ -16,6 +16,7 @@ from demo_accounts import (
     BUYER2,
     BUYER_ID,
     CREATOR,
+    CREATOR2,
     CREATOR_ID,
     DEMO_PASSWORD,
     MODERATOR,
@@ -346,7 +347,7 @@ async def test_send_email_to_a_user_with_a_template(api, admin, services):
 @pytest.mark.gen_test
 async def test_send_email_to_a_segment_and_an_address(api, admin, services):
     db = services.db
-    await db.users.update_one({"email": "creator2@hwc3d.com"}, {"$set": {"is_banned": True}})
+    await db.users.update_one({"email": CREATOR2}, {"$set": {"is_banned": True}})
     creators = [u["email"] async for u in db.users.find(
         {"user_type": "creator", "is_banned": {"$ne": True}, "deleted_at": None,
          "staff_role": None})]

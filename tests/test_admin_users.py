@@ -7,15 +7,23 @@ import uuid
 import jwt
 import pytest
 from bson import ObjectId
-from demo_accounts import DEMO_PASSWORD
-
-ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
-    f"65000000000000000000000{i}" for i in range(1, 7))
+from demo_accounts import (
+    ADMIN,
+    ADMIN_ID,
+    BUYER,
+    BUYER2_ID,
+    BUYER_ID,
+    CREATOR2,
+    CREATOR2_ID,
+    CREATOR_ID,
+    DEMO_PASSWORD,
+    MODERATOR,
+)
 
 
 async def make_admin(api, tokens) -> str:
     """A plain admin (not superadmin) created by the superadmin; returns its access token."""
-    reply = await api("POST", "/api/users", token=await tokens("admin@hwc3d.com"), json={
+    reply = await api("POST", "/api/users", token=await tokens(ADMIN), json={
         "email": "ops@hwc3d.com", "username": "ops", "password": "OpsPass123",
         "full_name": "Ops Admin", "staff_role": "admin", "is_verified": True})
     assert reply.status == 201, reply.json
@@ -35,7 +43,7 @@ def token_issued_before(services, user_id: str, seconds: int = 30) -> str:
 @pytest.mark.gen_test
 async def test_admin_list_with_filters(api, tokens):
     path = "/api/admin/users"
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     reply = await api("GET", path, token=token)
     assert reply.status == 200
     page = reply.json
@@ -48,7 +56,7 @@ async def test_admin_list_with_filters(api, tokens):
     reply = await api("GET", f"{path}?search=hwc3d.com&user_type=buyer&limit=2", token=token)
     assert reply.json["total"] == 4 and len(reply.json["items"]) == 2
     reply = await api("GET", f"{path}?search=Ada", token=token)
-    assert [u["id"] for u in reply.json["items"]] == [ADMIN]
+    assert [u["id"] for u in reply.json["items"]] == [ADMIN_ID]
     reply = await api("GET", f"{path}?search=.*", token=token)  # literal, not a regex
     assert reply.json["total"] == 0
     reply = await api("GET", f"{path}?is_verified=false", token=token)
@@ -59,7 +67,7 @@ async def test_admin_list_with_filters(api, tokens):
 
 @pytest.mark.gen_test
 async def test_users_list_is_a_bare_array_with_paging_headers(api, tokens):
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     reply = await api("GET", "/api/users", token=token)
     assert reply.status == 200 and isinstance(reply.json, list)
     assert reply.headers["X-Total-Count"] == "6" and len(reply.json) == 6
@@ -76,12 +84,12 @@ async def test_users_list_is_a_bare_array_with_paging_headers(api, tokens):
                      "next": "/api/users?page=3&limit=2&search=hwc3d.com",
                      "last": "/api/users?page=3&limit=2&search=hwc3d.com"}
     reply = await api("GET", "/api/users?search=Ada", token=token)
-    assert [u["id"] for u in reply.json] == [ADMIN] and reply.headers["X-Total-Count"] == "1"
+    assert [u["id"] for u in reply.json] == [ADMIN_ID] and reply.headers["X-Total-Count"] == "1"
 
 
 @pytest.mark.gen_test
 async def test_admin_list_status_filter(api, tokens):
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     await api("POST", "/api/admin/users/buyer/ban", token=token, json={"reason": "spam"})
     await api("PATCH", "/api/users/buyer2", token=token, json={"is_active": False})
     banned = await api("GET", "/api/admin/users?status=banned", token=token)
@@ -96,11 +104,11 @@ async def test_admin_list_status_filter(api, tokens):
 @pytest.mark.parametrize("path", ["/api/users", "/api/admin/users"])
 async def test_admin_list_auth_and_bad_query(api, tokens, path):
     assert (await api("GET", path)).status == 401
-    reply = await api("GET", path, token=await tokens("buyer@hwc3d.com"))
+    reply = await api("GET", path, token=await tokens(BUYER))
     assert reply.status == 403 and reply.json["error_code"] == "FORBIDDEN"
-    reply = await api("GET", path, token=await tokens("moderator@hwc3d.com"))
+    reply = await api("GET", path, token=await tokens(MODERATOR))
     assert reply.status == 403  # moderators lack users.manage
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     for bad, field in (("status=gone", "status"), ("user_type=admin", "user_type"),
                        ("limit=0", "limit"), ("is_verified=maybe", "is_verified"),
                        ("search=" + "x" * 101, "search")):
@@ -116,7 +124,7 @@ async def test_superadmin_creates_staff_and_admin_creates_users(api, tokens, ser
     stored = await services.db.users.find_one({"email": "ops@hwc3d.com"})
     assert stored["staff_role"] == "admin" and stored["password_hash"].startswith("$2")
     action = await services.db.admin_actions.find_one({"action_type": "user_created"})
-    assert action["admin_id"] == ObjectId(ADMIN) and action["target_id"] == stored["_id"]
+    assert action["admin_id"] == ObjectId(ADMIN_ID) and action["target_id"] == stored["_id"]
 
     reply = await api("POST", "/api/users", token=admin, json={
         "email": "New@Example.com", "username": "newbie", "password": "Newbie123",
@@ -134,7 +142,7 @@ async def test_superadmin_creates_staff_and_admin_creates_users(api, tokens, ser
 
 @pytest.mark.gen_test
 async def test_create_user_bad_input(api, tokens, services):
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     base = {"email": "x@example.com", "username": "xuser", "password": "Xpass1234"}
     cases = [
         ({**base, "password": "weak"}, 422, "password"),
@@ -143,7 +151,7 @@ async def test_create_user_bad_input(api, tokens, services):
         ({**base, "staff_role": "god"}, 422, "staff_role"),
         ({**base, "is_admin": True}, 422, "is_admin"),
         ({"email": "x@example.com"}, 422, "username"),
-        ({**base, "email": "buyer@hwc3d.com"}, 409, None),
+        ({**base, "email": BUYER}, 409, None),
         ({**base, "username": "Creator"}, 409, None),
     ]
     for payload, status, field in cases:
@@ -152,7 +160,7 @@ async def test_create_user_bad_input(api, tokens, services):
         if field:
             assert field in reply.json["field_errors"]
     assert await services.db.users.count_documents({}) == 6
-    reply = await api("POST", "/api/users", token=await tokens("buyer@hwc3d.com"), json=base)
+    reply = await api("POST", "/api/users", token=await tokens(BUYER), json=base)
     assert reply.status == 403
     reply = await api("POST", "/api/users", token=token, body="{oops",
                       headers={"Content-Type": "application/json"})
@@ -163,27 +171,27 @@ async def test_create_user_bad_input(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_user_patches_own_profile_but_not_account_fields(api, tokens, services):
-    token = await tokens("buyer@hwc3d.com")
-    reply = await api("PATCH", f"/api/users/{BUYER}", token=token, json={"bio": "Hello"})
+    token = await tokens(BUYER)
+    reply = await api("PATCH", f"/api/users/{BUYER_ID}", token=token, json={"bio": "Hello"})
     assert reply.status == 200 and reply.json["bio"] == "Hello"
     for fields in ({"is_verified": True}, {"is_verified_creator": True}, {"is_active": True},
                    {"staff_role": "admin"}):
         reply = await api("PATCH", "/api/users/buyer", token=token, json=fields)
         assert reply.status == 403, fields
-    stored = await services.db.users.find_one({"_id": ObjectId(BUYER)})
+    stored = await services.db.users.find_one({"_id": ObjectId(BUYER_ID)})
     assert stored["is_verified_creator"] is False and stored["staff_role"] is None
     assert await services.db.admin_actions.count_documents({}) == 0
 
 
 @pytest.mark.gen_test
 async def test_buyer_cannot_patch_another_user(api, tokens, services):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     reply = await api("PATCH", "/api/users/buyer2", token=token, json={"bio": "pwned"})
     assert reply.status == 403
-    reply = await api("PATCH", f"/api/users/{CREATOR}", token=await tokens("moderator@hwc3d.com"),
+    reply = await api("PATCH", f"/api/users/{CREATOR_ID}", token=await tokens(MODERATOR),
                       json={"bio": "pwned"})
     assert reply.status == 403
-    assert (await services.db.users.find_one({"_id": ObjectId(BUYER2)}))["bio"] is None
+    assert (await services.db.users.find_one({"_id": ObjectId(BUYER2_ID)}))["bio"] is None
     assert (await api("PATCH", "/api/users/buyer2", json={"bio": "x"})).status == 401
     reply = await api("PATCH", "/api/users/ffffffffffffffffffffffff", token=token, json={})
     assert reply.status == 404
@@ -194,7 +202,7 @@ async def test_buyer_cannot_patch_another_user(api, tokens, services):
 @pytest.mark.gen_test
 async def test_admin_patches_account_fields_and_deactivation_locks_out(api, tokens, services):
     admin = await make_admin(api, tokens)
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     reply = await api("PATCH", "/api/users/buyer", token=admin,
                       json={"user_type": "creator", "is_verified_creator": True,
                             "is_verified": True, "full_name": "Made Creator"})
@@ -205,9 +213,9 @@ async def test_admin_patches_account_fields_and_deactivation_locks_out(api, toke
     reply = await api("GET", "/api/users/me", token=buyer)
     assert reply.status == 403 and reply.json["error_code"] == "ACCOUNT_DISABLED"
     assert await services.db.refresh_tokens.count_documents(
-        {"user_id": ObjectId(BUYER), "status": "active"}) == 0
+        {"user_id": ObjectId(BUYER_ID), "status": "active"}) == 0
     actions = await services.db.admin_actions.count_documents(
-        {"action_type": "user_updated", "target_id": ObjectId(BUYER)})
+        {"action_type": "user_updated", "target_id": ObjectId(BUYER_ID)})
     assert actions == 2
 
     # staff roles and staff accounts are the superadmin's
@@ -217,7 +225,7 @@ async def test_admin_patches_account_fields_and_deactivation_locks_out(api, toke
     assert reply.status == 403
     reply = await api("PATCH", "/api/users/ops", token=admin, json={"is_active": False})
     assert reply.status == 403  # not yourself
-    superadmin = await tokens("admin@hwc3d.com")
+    superadmin = await tokens(ADMIN)
     reply = await api("PATCH", "/api/users/creator", token=superadmin,
                       json={"staff_role": "moderator"})
     assert reply.status == 200 and reply.json["staff_role"] == "moderator"
@@ -231,40 +239,40 @@ async def test_admin_patches_account_fields_and_deactivation_locks_out(api, toke
 @pytest.mark.parametrize("prefix", ["/api/users", "/api/admin/users"])
 async def test_only_superadmin_deletes_users(api, tokens, services, prefix):
     admin = await make_admin(api, tokens)
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     assert (await api("DELETE", f"{prefix}/buyer2", token=buyer)).status == 403
     assert (await api("DELETE", f"{prefix}/buyer2", token=admin)).status == 403
     assert (await api("DELETE", f"{prefix}/buyer2")).status == 401
-    superadmin = await tokens("admin@hwc3d.com")
+    superadmin = await tokens(ADMIN)
     reply = await api("DELETE", f"{prefix}/admin", token=superadmin)
     assert reply.status == 400 and reply.json["error_code"] == "CANNOT_DELETE_SELF"
     assert (await api("DELETE", f"{prefix}/not-a-user", token=superadmin)).status == 404
     assert (await api("DELETE", f"{prefix}/{'0' * 24}", token=superadmin)).status == 404
 
-    reply = await api("DELETE", f"{prefix}/{BUYER}", token=superadmin)
+    reply = await api("DELETE", f"{prefix}/{BUYER_ID}", token=superadmin)
     if prefix == "/api/users":  # the camelCase contract's answer
         assert reply.status == 200 and reply.json == {"message": "User deleted"}
     else:
         assert reply.status == 204
     assert (await api("GET", "/api/users/me", token=buyer)).status == 401
-    stored = await services.db.users.find_one({"_id": ObjectId(BUYER)})
+    stored = await services.db.users.find_one({"_id": ObjectId(BUYER_ID)})
     assert stored["email"].startswith("deleted-") and stored["password_hash"] is None
     assert await services.db.admin_actions.count_documents({"action_type": "user_deleted"}) == 1
-    assert (await api("DELETE", f"{prefix}/{BUYER}", token=superadmin)).status == 404
+    assert (await api("DELETE", f"{prefix}/{BUYER_ID}", token=superadmin)).status == 404
 
 
 # --------------------------------------------------------------------------- /api/admin/users/{ref}
 
 @pytest.mark.gen_test
 async def test_admin_user_detail_and_put(api, tokens, services):
-    token = await tokens("admin@hwc3d.com")
-    reply = await api("PUT", f"/api/admin/users/{CREATOR2}", token=token,
+    token = await tokens(ADMIN)
+    reply = await api("PUT", f"/api/admin/users/{CREATOR2_ID}", token=token,
                       json={"is_verified_creator": True, "bio": "Verified"})
     assert reply.status == 200 and reply.json["is_verified_creator"] is True
     reply = await api("GET", "/api/admin/users/creator2", token=token)
     assert reply.status == 200
     detail = reply.json
-    assert detail["email"] == "creator2@hwc3d.com" and detail["bio"] == "Verified"
+    assert detail["email"] == CREATOR2 and detail["bio"] == "Verified"
     assert detail["recent_actions"][0]["action_type"] == "user_updated"
     assert detail["recent_actions"][0]["details"]["fields"] == ["bio", "is_verified_creator"]
     assert "password_hash" not in detail and "totp_secret" not in detail
@@ -275,7 +283,7 @@ async def test_admin_user_detail_and_put(api, tokens, services):
     assert reply.status == 422 and "is_banned" in reply.json["field_errors"]
     reply = await api("PUT", "/api/admin/users/creator2", token=token, json={"bio": "x" * 501})
     assert reply.status == 422
-    moderator = await tokens("moderator@hwc3d.com")
+    moderator = await tokens(MODERATOR)
     assert (await api("GET", "/api/admin/users/creator2", token=moderator)).status == 403
     reply = await api("PUT", "/api/admin/users/creator2", token=moderator, json={"bio": "m"})
     assert reply.status == 403
@@ -284,8 +292,8 @@ async def test_admin_user_detail_and_put(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_ban_and_unban(api, tokens, services):
-    token = await tokens("admin@hwc3d.com")
-    buyer = await tokens("buyer@hwc3d.com")
+    token = await tokens(ADMIN)
+    buyer = await tokens(BUYER)
     reply = await api("POST", "/api/admin/users/buyer/ban", token=token,
                       json={"reason": "Repeated spam"})
     assert reply.status == 200
@@ -293,9 +301,9 @@ async def test_ban_and_unban(api, tokens, services):
     reply = await api("GET", "/api/users/me", token=buyer)
     assert reply.status == 403 and reply.json["error_code"] == "ACCOUNT_DISABLED"
     assert await services.db.refresh_tokens.count_documents(
-        {"user_id": ObjectId(BUYER), "status": "active"}) == 0
+        {"user_id": ObjectId(BUYER_ID), "status": "active"}) == 0
     assert (await api("GET", "/api/users/buyer")).status == 404
-    reply = await api("POST", f"/api/admin/users/{BUYER}/ban", token=token, json={"reason": "x"})
+    reply = await api("POST", f"/api/admin/users/{BUYER_ID}/ban", token=token, json={"reason": "x"})
     assert reply.status == 409 and reply.json["error_code"] == "ALREADY_BANNED"
 
     reply = await api("POST", "/api/admin/users/buyer/unban", token=token)
@@ -303,21 +311,21 @@ async def test_ban_and_unban(api, tokens, services):
     assert reply.json["ban_reason"] is None
     # tokens issued before the ban do not come back; a new sign-in works
     assert (await api("GET", "/api/users/me",
-                      token=token_issued_before(services, BUYER))).status == 401
-    assert (await api("GET", "/api/users/me", token=await tokens("buyer@hwc3d.com"))).status == 200
+                      token=token_issued_before(services, BUYER_ID))).status == 401
+    assert (await api("GET", "/api/users/me", token=await tokens(BUYER))).status == 200
     reply = await api("POST", "/api/admin/users/buyer/unban", token=token)
     assert reply.status == 409 and reply.json["error_code"] == "NOT_BANNED"
     kinds = [a["action_type"] async for a in services.db.admin_actions.find(
-        {"target_id": ObjectId(BUYER)}).sort("created_at", 1)]
+        {"target_id": ObjectId(BUYER_ID)}).sort("created_at", 1)]
     assert kinds == ["user_banned", "user_unbanned"]
 
 
 @pytest.mark.gen_test
 async def test_ban_rules(api, tokens, services):
-    moderator = await tokens("moderator@hwc3d.com")
+    moderator = await tokens(MODERATOR)
     reply = await api("POST", "/api/admin/users/buyer/ban", token=moderator, json={"reason": "x"})
     assert reply.status == 403
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     reply = await api("POST", "/api/admin/users/buyer2/ban", token=buyer, json={"reason": "x"})
     assert reply.status == 403
     assert (await api("POST", "/api/admin/users/buyer2/ban", json={"reason": "x"})).status == 401
@@ -342,14 +350,14 @@ async def test_ban_rules(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_verify_creator(api, tokens, services):
-    token = await tokens("admin@hwc3d.com")
+    token = await tokens(ADMIN)
     reply = await api("PUT", "/api/admin/users/creator", token=token,
                       json={"is_verified_creator": False})
     assert reply.status == 200 and reply.json["is_verified_creator"] is False
     assert (await api("GET", "/api/users/creator")).json["is_verified_creator"] is False
     reply = await api("POST", "/api/admin/users/creator/verify", token=token)
     assert reply.status == 200 and reply.json["is_verified_creator"] is True
-    again = await api("POST", f"/api/admin/users/{CREATOR}/verify", token=token)
+    again = await api("POST", f"/api/admin/users/{CREATOR_ID}/verify", token=token)
     assert again.status == 200 and again.json["is_verified_creator"] is True
     assert await services.db.admin_actions.count_documents({"action_type": "user_verified"}) == 1
     profile = await api("GET", "/api/users/creator")
@@ -359,7 +367,7 @@ async def test_verify_creator(api, tokens, services):
     assert reply.status == 400 and reply.json["error_code"] == "NOT_A_CREATOR"
     reply = await api("POST", "/api/admin/users/creator2/verify", token=token, json={"x": 1})
     assert reply.status == 422
-    moderator = await tokens("moderator@hwc3d.com")
+    moderator = await tokens(MODERATOR)
     assert (await api("POST", "/api/admin/users/creator2/verify", token=moderator)).status == 403
     assert (await api("POST", "/api/admin/users/nobody-here/verify", token=token)).status == 404
 
@@ -369,7 +377,7 @@ async def test_admin_created_account_can_sign_in_with_its_password(services, api
     """The password set by the admin is stored as a bcrypt hash that verifies."""
     from documents import users
 
-    reply = await api("POST", "/api/users", token=await tokens("admin@hwc3d.com"), json={
+    reply = await api("POST", "/api/users", token=await tokens(ADMIN), json={
         "email": "pw@example.com", "username": "pwuser", "password": DEMO_PASSWORD})
     assert reply.status == 201
     stored = await users.get_by_login(services.db, "pwuser")

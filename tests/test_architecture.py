@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import demo_accounts
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,19 +195,30 @@ def _fixture_user_ids() -> set[str]:
 
 def test_demo_accounts_are_declared_once():
     """The fixtures' demo accounts (emails and user ids) are declared in `demo_accounts.py`
-    only; every other module of the suite imports them from there (docs/architecture.md §8)."""
+    only; every other module of the suite imports them from there (docs/architecture.md §8):
+    no module-level constant holds one, no test function spells a demo email out, and no
+    module rebinds one of the account names to something else."""
     ids = _fixture_user_ids()
+    emails = {value for name, value in vars(demo_accounts).items()
+              if name.isupper() and isinstance(value, str) and value.endswith("@hwc3d.com")}
+    names = {name for name in vars(demo_accounts) if name.isupper()}
     offenders = []
     for path in sorted((ROOT / "tests").glob("*.py")):
         if path.name == "demo_accounts.py":
             continue
-        for node in ast.parse(path.read_text()).body:
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
             if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
                 continue
             literals = {sub.value for sub in ast.walk(node.value)
                         if isinstance(sub, ast.Constant) and isinstance(sub.value, str)}
             found = sorted(v for v in literals if v.endswith("@hwc3d.com") or v in ids)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += sorted(sub.id for target in targets for sub in ast.walk(target)
+                            if isinstance(sub, ast.Name) and sub.id in names)
             if found:
                 offenders.append(f"{path.name}:{node.lineno} {', '.join(found)}")
+        offenders += [f"{path.name}:{sub.lineno} {sub.value}" for sub in ast.walk(tree)
+                      if isinstance(sub, ast.Constant) and sub.value in emails]
     assert ids, "fixtures/data/users.json names no user"
     assert offenders == [], "declare demo accounts in tests/demo_accounts.py:\n" + "\n".join(offenders)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from demo_accounts import BUYER
 from tornado.websocket import websocket_connect
 
 SCHEMA = json.loads((Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json")
@@ -56,7 +57,7 @@ async def test_document_is_valid_asyncapi_3(api):
 async def test_real_frames_match_the_document(api, tokens, base_url):
     doc = (await api("GET", "/asyncapi.json")).json
     ws = base_url.replace("http", "ws", 1)
-    conn = await websocket_connect(f"{ws}/ws/notifications?token={await tokens('buyer@hwc3d.com')}")
+    conn = await websocket_connect(f"{ws}/ws/notifications?token={await tokens(BUYER)}")
     try:
         connected = await frame(conn)
         assert connected["type"] == "connected"

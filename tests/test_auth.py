@@ -5,7 +5,7 @@ import json
 import jwt
 import pytest
 from auth_support import PASSWORD, TOKEN_KEYS, register
-from demo_accounts import DEMO_PASSWORD
+from demo_accounts import ADMIN, BUYER, CREATOR, DEMO_PASSWORD, MODERATOR
 
 
 def cookie_of(reply) -> str:
@@ -120,7 +120,7 @@ async def test_login_by_email_username_or_either(api, services, field, login):
 @pytest.mark.gen_test
 async def test_demo_account_logs_in_with_demo_password(api):
     reply = await api("POST", "/api/auth/login",
-                      json={"email": "creator@hwc3d.com", "password": DEMO_PASSWORD})
+                      json={"email": CREATOR, "password": DEMO_PASSWORD})
     assert reply.status == 200 and reply.json["user"]["user_type"] == "creator"
 
 
@@ -168,9 +168,9 @@ async def test_oauth_only_account_cannot_log_in_with_a_password(api, services):
 @pytest.mark.parametrize("payload,field", [
     ({"password": PASSWORD}, "email"),
     ({"email": "", "password": PASSWORD}, "email"),
-    ({"email": "buyer@hwc3d.com"}, "password"),
-    ({"email": "buyer@hwc3d.com", "password": 12345678}, "password"),
-    ({"email": "buyer@hwc3d.com", "password": PASSWORD, "remember": True}, "remember"),
+    ({"email": BUYER}, "password"),
+    ({"email": BUYER, "password": 12345678}, "password"),
+    ({"email": BUYER, "password": PASSWORD, "remember": True}, "remember"),
 ])
 async def test_login_bad_input_is_422(api, payload, field):
     reply = await api("POST", "/api/auth/login", json=payload)
@@ -179,7 +179,7 @@ async def test_login_bad_input_is_422(api, payload, field):
 
 @pytest.mark.gen_test
 async def test_staff_with_totp_gets_a_challenge_not_tokens_from_plain_login(api):
-    reply = await api("POST", "/api/auth/login", json={"email": "admin@hwc3d.com",
+    reply = await api("POST", "/api/auth/login", json={"email": ADMIN,
                                                        "password": DEMO_PASSWORD})
     assert reply.status == 200
     assert reply.json["otp_required"] is True and reply.json["challenge_token"]
@@ -298,10 +298,10 @@ async def test_logout_without_credentials_is_401(api):
 
 @pytest.mark.gen_test
 async def test_me_returns_user_and_claims(api, tokens):
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     reply = await api("GET", "/api/auth/me", token=token)
     assert reply.status == 200
-    assert reply.json["user"]["email"] == "creator@hwc3d.com"
+    assert reply.json["user"]["email"] == CREATOR
     assert "password_hash" not in reply.json["user"]
     claims = reply.json["claims"]
     assert claims["sub"] == "650000000000000000000003" and claims["roles"] == ["creator", "user"]
@@ -323,7 +323,7 @@ async def test_me_needs_a_valid_access_token(api, services):
 
 @pytest.mark.gen_test
 async def test_me_for_staff_lists_the_staff_role(api, tokens):
-    reply = await api("GET", "/api/auth/me", token=await tokens("moderator@hwc3d.com"))
+    reply = await api("GET", "/api/auth/me", token=await tokens(MODERATOR))
     assert reply.json["claims"]["roles"] == ["buyer", "user", "moderator"]
     assert reply.json["user"]["is_staff"] is True
 

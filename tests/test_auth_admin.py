@@ -7,7 +7,7 @@ from datetime import timedelta
 import pyotp
 import pytest
 from auth_support import NEW_PASSWORD, TOKEN_KEYS, token_in, wait_for_email
-from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, DEMO_PASSWORD
+from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, BUYER, DEMO_PASSWORD, MODERATOR
 
 from documents.common import utcnow
 
@@ -53,7 +53,7 @@ async def test_admin_login_challenge_then_verify_otp(api):
     done = await api("POST", "/api/auth/admin/verify-otp",
                      json={"challenge_token": challenge, "otp_code": await otp()})
     assert done.status == 200 and set(done.json) == TOKEN_KEYS | {"two_factor_enabled"}
-    assert done.json["user"]["email"] == "admin@hwc3d.com"
+    assert done.json["user"]["email"] == ADMIN
     again = await api("POST", "/api/auth/admin/verify-otp",
                       json={"challenge_token": challenge, "otp_code": await otp(-1)})
     assert again.status == 401 and again.json["error_code"] == "INVALID_TOKEN"
@@ -109,13 +109,13 @@ async def test_expired_challenge_is_401(api, services):
 @pytest.mark.gen_test
 async def test_admin_login_wrong_password_unknown_and_non_staff(api):
     wrong = await api("POST", "/api/auth/admin/login",
-                      json={"email": "admin@hwc3d.com", "password": "Wrong12345"})
+                      json={"email": ADMIN, "password": "Wrong12345"})
     unknown = await api("POST", "/api/auth/admin/login",
                         json={"email": "nobody@hwc3d.com", "password": "Wrong12345"})
     assert wrong.status == unknown.status == 401
     assert wrong.json["error_code"] == unknown.json["error_code"] == "INVALID_CREDENTIALS"
     buyer = await api("POST", "/api/auth/admin/login",
-                      json={"email": "buyer@hwc3d.com", "password": DEMO_PASSWORD})
+                      json={"email": BUYER, "password": DEMO_PASSWORD})
     assert buyer.status == 403 and buyer.json["error_code"] == "NOT_STAFF"
 
 
@@ -130,7 +130,7 @@ async def test_staff_without_totp_gets_tokens_with_two_factor_disabled(api):
 @pytest.mark.gen_test
 async def test_disabled_admin_cannot_complete_a_challenge(api, services):
     challenge = (await api("POST", "/api/auth/admin/login", json=ADMIN_LOGIN)).json["challenge_token"]
-    await services.db.users.update_one({"email": "admin@hwc3d.com"}, {"$set": {"is_banned": True}})
+    await services.db.users.update_one({"email": ADMIN}, {"$set": {"is_banned": True}})
     reply = await api("POST", "/api/auth/admin/verify-otp",
                       json={"challenge_token": challenge, "otp_code": await otp()})
     assert reply.status == 403
@@ -158,7 +158,7 @@ async def test_verify_otp_with_an_unknown_challenge_is_401(api):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("payload,field", [
-    ({"password": DEMO_PASSWORD}, "email"), ({"email": "admin@hwc3d.com"}, "password"),
+    ({"password": DEMO_PASSWORD}, "email"), ({"email": ADMIN}, "password"),
     ({**ADMIN_LOGIN, "otp_code": "1234"}, "otp_code"), ({**ADMIN_LOGIN, "otp": "123456"}, "otp"),
 ])
 async def test_admin_login_bad_input_is_422(api, payload, field):
@@ -169,12 +169,12 @@ async def test_admin_login_bad_input_is_422(api, payload, field):
 @pytest.mark.gen_test
 async def test_admin_forgot_and_reset_password(api, services):
     ignored = await api("POST", "/api/auth/admin/forgot-password",
-                        json={"email": "buyer@hwc3d.com"})
-    reply = await api("POST", "/api/auth/admin/forgot-password", json={"email": "admin@hwc3d.com"})
+                        json={"email": BUYER})
+    reply = await api("POST", "/api/auth/admin/forgot-password", json={"email": ADMIN})
     assert reply.status == ignored.status == 200 and reply.json == ignored.json
-    mail = await wait_for_email(services, "admin@hwc3d.com", "password_reset")
+    mail = await wait_for_email(services, ADMIN, "password_reset")
     assert "/admin/reset-password?token=" in mail["text"]
-    assert await services.db.emails.count_documents({"to": "buyer@hwc3d.com"}) == 0
+    assert await services.db.emails.count_documents({"to": BUYER}) == 0
     token = token_in(mail["text"])
     user_route = await api("POST", "/api/auth/reset-password",
                            json={"token": token, "new_password": NEW_PASSWORD})
@@ -183,7 +183,7 @@ async def test_admin_forgot_and_reset_password(api, services):
                      json={"token": token, "new_password": NEW_PASSWORD})
     assert done.status == 200
     login = await api("POST", "/api/auth/admin/login",
-                      json={"email": "admin@hwc3d.com", "password": NEW_PASSWORD,
+                      json={"email": ADMIN, "password": NEW_PASSWORD,
                             "otp_code": await otp()})
     assert login.status == 200
     old = await api("POST", "/api/auth/admin/login",
@@ -193,10 +193,10 @@ async def test_admin_forgot_and_reset_password(api, services):
 
 @pytest.mark.gen_test
 async def test_admin_reset_refused_once_the_account_is_no_longer_staff(api, services):
-    await api("POST", "/api/auth/admin/forgot-password", json={"email": "moderator@hwc3d.com"})
-    token = token_in((await wait_for_email(services, "moderator@hwc3d.com",
+    await api("POST", "/api/auth/admin/forgot-password", json={"email": MODERATOR})
+    token = token_in((await wait_for_email(services, MODERATOR,
                                            "password_reset"))["text"])
-    await services.db.users.update_one({"email": "moderator@hwc3d.com"},
+    await services.db.users.update_one({"email": MODERATOR},
                                        {"$set": {"staff_role": None}})
     reply = await api("POST", "/api/auth/admin/reset-password",
                       json={"token": token, "new_password": NEW_PASSWORD})

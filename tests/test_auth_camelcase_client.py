@@ -9,6 +9,7 @@ reads the token claims at the top level of `GET /api/auth/me`, logs in by
 from __future__ import annotations
 
 import pytest
+from demo_accounts import ADMIN, BUYER
 
 PASSWORD = "Secret123!"
 CAMEL_USER = {"email": "nest@example.com", "password": PASSWORD, "username": "nestuser",
@@ -76,7 +77,7 @@ async def test_register_me_logout_login_refresh(api):
 
 @pytest.mark.gen_test
 async def test_user_administration_by_superadmin_admin_and_user(api, tokens):
-    superadmin = await tokens("admin@hwc3d.com")
+    superadmin = await tokens(ADMIN)
     me = await api("GET", "/api/auth/me", token=superadmin)
     assert {"user", "superadmin", "super_admin"} <= set(me.json["roles"])
 
@@ -121,7 +122,7 @@ async def test_user_administration_by_superadmin_admin_and_user(api, tokens):
     assert patched.json["full_name"] == "Ada Byron" and patched.json["isActive"] is False
     assert patched.json["is_active"] is False
 
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     for method, path, payload in (("GET", "/api/users", None),
                                   ("POST", "/api/users", {"email": "z@example.com",
                                                           "username": "zz1", "password": PASSWORD}),
@@ -150,7 +151,7 @@ async def test_duplicates_are_409_with_status_code_and_message(api, tokens):
     taken = await api("POST", "/api/auth/register", json={**CAMEL_USER, "email": "n2@example.com"})
     assert_error(taken, 409, "Conflict")
     assert taken.json["error_code"] == "USERNAME_ALREADY_EXISTS"
-    superadmin = await tokens("admin@hwc3d.com")
+    superadmin = await tokens(ADMIN)
     dup = await api("POST", "/api/users", token=superadmin, json={
         "email": "nest@example.com", "username": "other", "password": PASSWORD})
     assert_error(dup, 409, "Conflict")

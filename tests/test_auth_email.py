@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from auth_support import NEW_PASSWORD, PASSWORD, register, token_in, wait_for_email
 from conftest import free_port
-from demo_accounts import DEMO_PASSWORD
+from demo_accounts import BUYER, BUYER2, CREATOR, DEMO_PASSWORD, MODERATOR
 
 from documents.common import utcnow
 from tests.mail_support import email_status, plain_text
@@ -90,7 +90,7 @@ async def test_resend_supersedes_the_old_link(api, services):
 async def test_resend_is_200_and_silent_for_unknown_or_verified_accounts(api, services):
     unknown = await api("POST", "/api/auth/resend-verification", json={"email": "no@example.com"})
     verified = await api("POST", "/api/auth/resend-verification",
-                         json={"email": "buyer@hwc3d.com"})
+                         json={"email": BUYER})
     assert unknown.status == verified.status == 200
     assert unknown.json == verified.json
     # a later request that does send: once its email is there, the earlier ones are done
@@ -143,7 +143,7 @@ async def test_forgot_password_does_not_reveal_accounts(api, services):
     unknown = await api("POST", "/api/auth/forgot-password", json={"email": "ghost@example.com"})
     known = await api("POST", "/api/auth/forgot-password", json={"email": "Buyer@hwc3d.com"})
     assert known.status == unknown.status == 200 and known.json == unknown.json
-    mail = await wait_for_email(services, "buyer@hwc3d.com", "password_reset")
+    mail = await wait_for_email(services, BUYER, "password_reset")
     assert mail["subject"] == "Reset your HWC3D password"
     assert f"{services.settings.frontend_url}/reset-password?token=" in mail["text"]
     assert await services.db.emails.count_documents({}) == 1
@@ -177,13 +177,13 @@ async def test_reset_password_sets_it_and_ends_every_session(api, services):
 
 @pytest.mark.gen_test
 async def test_weak_new_password_changes_nothing_and_keeps_the_token(api, services):
-    await api("POST", "/api/auth/forgot-password", json={"email": "buyer2@hwc3d.com"})
-    token = token_in((await wait_for_email(services, "buyer2@hwc3d.com", "password_reset"))["text"])
-    before = (await services.db.users.find_one({"email": "buyer2@hwc3d.com"}))["password_hash"]
+    await api("POST", "/api/auth/forgot-password", json={"email": BUYER2})
+    token = token_in((await wait_for_email(services, BUYER2, "password_reset"))["text"])
+    before = (await services.db.users.find_one({"email": BUYER2}))["password_hash"]
     weak = await api("POST", "/api/auth/reset-password",
                      json={"token": token, "new_password": "password"})
     assert weak.status == 422 and "new_password" in weak.json["field_errors"]
-    after = (await services.db.users.find_one({"email": "buyer2@hwc3d.com"}))["password_hash"]
+    after = (await services.db.users.find_one({"email": BUYER2}))["password_hash"]
     assert after == before
     ok = await api("POST", "/api/auth/reset-password",
                    json={"token": token, "new_password": NEW_PASSWORD})
@@ -192,8 +192,8 @@ async def test_weak_new_password_changes_nothing_and_keeps_the_token(api, servic
 
 @pytest.mark.gen_test
 async def test_reset_token_expires_after_an_hour(api, services):
-    await api("POST", "/api/auth/forgot-password", json={"email": "buyer@hwc3d.com"})
-    token = token_in((await wait_for_email(services, "buyer@hwc3d.com", "password_reset"))["text"])
+    await api("POST", "/api/auth/forgot-password", json={"email": BUYER})
+    token = token_in((await wait_for_email(services, BUYER, "password_reset"))["text"])
     record = await services.db.one_time_tokens.find_one({"purpose": "password_reset"})
     assert timedelta(minutes=59) < record["expires_at"] - record["created_at"] <= timedelta(hours=1)
     await services.db.one_time_tokens.update_one(
@@ -202,14 +202,14 @@ async def test_reset_token_expires_after_an_hour(api, services):
                       json={"token": token, "new_password": NEW_PASSWORD})
     assert reply.status == 401
     login = await api("POST", "/api/auth/login",
-                      json={"email": "buyer@hwc3d.com", "password": DEMO_PASSWORD})
+                      json={"email": BUYER, "password": DEMO_PASSWORD})
     assert login.status == 200
 
 
 @pytest.mark.gen_test
 async def test_user_reset_token_does_not_work_on_the_admin_route(api, services):
-    await api("POST", "/api/auth/forgot-password", json={"email": "moderator@hwc3d.com"})
-    token = token_in((await wait_for_email(services, "moderator@hwc3d.com",
+    await api("POST", "/api/auth/forgot-password", json={"email": MODERATOR})
+    token = token_in((await wait_for_email(services, MODERATOR,
                                            "password_reset"))["text"])
     admin_route = await api("POST", "/api/auth/admin/reset-password",
                             json={"token": token, "new_password": NEW_PASSWORD})
@@ -305,14 +305,14 @@ class TestOverSmtp:
 
     @pytest.mark.gen_test
     async def test_reset_link_arrives_by_smtp_and_resets(self, api, services, inbox):
-        await api("POST", "/api/auth/forgot-password", json={"email": "creator@hwc3d.com"})
+        await api("POST", "/api/auth/forgot-password", json={"email": CREATOR})
         mail = await inbox.wait()
         token = token_in(plain_text(mail))
         reply = await api("POST", "/api/auth/reset-password",
                           json={"token": token, "new_password": NEW_PASSWORD})
         assert reply.status == 200
         login = await api("POST", "/api/auth/login",
-                          json={"email": "creator@hwc3d.com", "password": NEW_PASSWORD})
+                          json={"email": CREATOR, "password": NEW_PASSWORD})
         assert login.status == 200
 
 

@@ -7,6 +7,7 @@ per-IP and the per-account limits can be told apart.
 
 import pytest
 from auth_support import PASSWORD, WINDOW, fresh_window, register
+from demo_accounts import BUYER
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ async def test_forgot_password_is_limited_per_email(post_from, services):
     await fresh_window()
     for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
         status, _, _ = await post_from(source, "/api/auth/forgot-password",
-                                       {"email": "buyer@hwc3d.com"})
+                                       {"email": BUYER})
         assert status == 200
     status, _body, headers = await post_from("127.0.0.6", "/api/auth/forgot-password",
                                             {"email": "BUYER@hwc3d.com"})

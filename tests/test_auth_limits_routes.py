@@ -143,7 +143,7 @@ async def _challenge_reply(ctx: dict, n: int) -> dict:
     """A wrong code for a live admin challenge. A new challenge supersedes the old one and
     five wrong codes burn it, so requests 0-3 share one, 4 and 5 get a fresh one each."""
     if n in (0, 4, 5):
-        admin = await users.get_by_email(ctx["db"], "admin@hwc3d.com")
+        admin = await users.get_by_email(ctx["db"], ADMIN)
         ctx["challenge"] = (await accounts.issue_challenge(ctx["db"], admin))[0]
     return {"challenge_token": ctx["challenge"], "otp_code": ctx["wrong_code"]}
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from auth_support import TOKEN_KEYS
 from conftest import free_port
+from demo_accounts import ADMIN, BUYER, BUYER2, CREATOR
 
 from tests.oauth_stub import OAuthStub
 
@@ -71,15 +72,15 @@ async def test_github_links_the_verified_primary_email_to_the_existing_account(a
     reply = await sign_in(api, "github", code, path="/api/auth/oauth/github")
     assert reply.status == 200 and reply.json["created"] is False
     assert reply.json["user"]["id"] == "650000000000000000000005"
-    stored = await services.db.users.find_one({"email": "buyer@hwc3d.com"})
+    stored = await services.db.users.find_one({"email": BUYER})
     assert stored["github_id"] == "583231" and stored["password_hash"]
     assert await services.db.users.count_documents({}) == 6
 
 
 @pytest.mark.gen_test
 async def test_github_without_a_verified_primary_email_is_refused(api, services, stub):
-    code = stub.add_code("github", {"id": 7, "login": "sneaky", "email": "buyer@hwc3d.com"},
-                         emails=[{"email": "buyer@hwc3d.com", "primary": True,
+    code = stub.add_code("github", {"id": 7, "login": "sneaky", "email": BUYER},
+                         emails=[{"email": BUYER, "primary": True,
                                   "verified": False}])
     reply = await sign_in(api, "github", code)
     assert reply.status == 400 and reply.json["error_code"] == "OAUTH_EMAIL_NOT_VERIFIED"
@@ -89,10 +90,10 @@ async def test_github_without_a_verified_primary_email_is_refused(api, services,
 
 @pytest.mark.gen_test
 async def test_google_unverified_email_never_links(api, services, stub):
-    code = stub.add_code("google", google_profile(email="creator@hwc3d.com", verified=False))
+    code = stub.add_code("google", google_profile(email=CREATOR, verified=False))
     reply = await sign_in(api, "google", code)
     assert reply.status == 400
-    stored = await services.db.users.find_one({"email": "creator@hwc3d.com"})
+    stored = await services.db.users.find_one({"email": CREATOR})
     assert stored.get("google_id") is None
 
 
@@ -123,12 +124,12 @@ async def test_state_and_pkce_verifier_are_accepted(api, stub):
 
 @pytest.mark.gen_test
 async def test_account_linked_to_another_identity_is_409(api, services, stub):
-    await services.db.users.update_one({"email": "buyer2@hwc3d.com"},
+    await services.db.users.update_one({"email": BUYER2},
                                        {"$set": {"google_id": "g-original"}})
-    code = stub.add_code("google", google_profile(sub="g-intruder", email="buyer2@hwc3d.com"))
+    code = stub.add_code("google", google_profile(sub="g-intruder", email=BUYER2))
     reply = await sign_in(api, "google", code)
     assert reply.status == 409 and reply.json["error_code"] == "OAUTH_ACCOUNT_CONFLICT"
-    stored = await services.db.users.find_one({"email": "buyer2@hwc3d.com"})
+    stored = await services.db.users.find_one({"email": BUYER2})
     assert stored["google_id"] == "g-original"
 
 
@@ -199,16 +200,16 @@ async def test_unknown_provider_is_404(api, stub):
 
 @pytest.mark.gen_test
 async def test_banned_account_cannot_sign_in_with_oauth(api, services, stub):
-    await services.db.users.update_one({"email": "buyer@hwc3d.com"},
+    await services.db.users.update_one({"email": BUYER},
                                        {"$set": {"is_banned": True, "google_id": "g-b"}})
-    code = stub.add_code("google", google_profile(sub="g-b", email="buyer@hwc3d.com"))
+    code = stub.add_code("google", google_profile(sub="g-b", email=BUYER))
     reply = await sign_in(api, "google", code)
     assert reply.status == 403 and reply.json["error_code"] == "ACCOUNT_DISABLED"
 
 
 @pytest.mark.gen_test
 async def test_admin_with_totp_still_needs_the_second_factor(api, stub):
-    code = stub.add_code("google", google_profile(sub="g-admin", email="admin@hwc3d.com"))
+    code = stub.add_code("google", google_profile(sub="g-admin", email=ADMIN))
     reply = await sign_in(api, "google", code)
     assert reply.status == 200 and reply.json["otp_required"] is True
     assert "access_token" not in reply.json

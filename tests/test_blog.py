@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from demo_accounts import ADMIN_ID
+from demo_accounts import ADMIN, ADMIN_ID, BUYER, BUYER2, CREATOR, MODERATOR
 
 from documents import blog, sessions, users
 
@@ -46,8 +46,8 @@ async def extra_users(services, count: int) -> list[str]:
 
 @pytest.mark.gen_test
 async def test_staff_writes_a_draft_that_only_staff_can_read(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
-    buyer = await tokens("buyer@hwc3d.com")
+    admin = await tokens(ADMIN)
+    buyer = await tokens(BUYER)
     post = await new_post(api, admin, title="Draft: Secret Plans!", tags=["Roadmap", "news"])
     assert post["status"] == "draft" and post["published_at"] is None
     assert post["slug"] == "draft-secret-plans"
@@ -72,7 +72,7 @@ async def test_staff_writes_a_draft_that_only_staff_can_read(api, tokens, servic
         assert reply.status == 403
         reply = await api("GET", f"/api/blog/posts?status={status}", token=admin)
         assert [p["id"] for p in reply.json["items"]] == [post["id"]]
-    moderator = await tokens("moderator@hwc3d.com")   # staff without content.manage
+    moderator = await tokens(MODERATOR)   # staff without content.manage
     assert (await api("GET", f"/api/blog/posts/{post['id']}", token=moderator)).status == 404
     assert (await api("GET", f"/api/blog/posts/{post['id']}/comments", token=buyer)).status == 404
     for path in ("like", "comments", "share"):
@@ -90,12 +90,12 @@ async def test_staff_writes_a_draft_that_only_staff_can_read(api, tokens, servic
 async def test_only_content_staff_write(api, tokens, services):
     payload = {"title": "Not allowed", "content": "text"}
     assert (await api("POST", "/api/admin/blog/posts", json=payload)).status == 401
-    for email in ("buyer@hwc3d.com", "creator@hwc3d.com", "moderator@hwc3d.com"):
+    for email in (BUYER, CREATOR, MODERATOR):
         token = await tokens(email)
         reply = await api("POST", "/api/admin/blog/posts", json=payload, token=token)
         assert reply.status == 403, email
-    post = await new_post(api, await tokens("admin@hwc3d.com"), status="published")
-    buyer = await tokens("buyer@hwc3d.com")
+    post = await new_post(api, await tokens(ADMIN), status="published")
+    buyer = await tokens(BUYER)
     reply = await api("PUT", f"/api/admin/blog/posts/{post['id']}", json={"title": "Mine now"},
                       token=buyer)
     assert reply.status == 403
@@ -107,7 +107,7 @@ async def test_only_content_staff_write(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_publishing_sets_published_at_and_shows_the_post(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     post = await new_post(api, admin, category="tutorials")
     reply = await api("PUT", f"/api/admin/blog/posts/{post['id']}", json={"status": "published"},
                       token=admin)
@@ -133,7 +133,7 @@ async def test_publishing_sets_published_at_and_shows_the_post(api, tokens, serv
 
 @pytest.mark.gen_test
 async def test_read_time_and_excerpt_come_from_the_text(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     cases = {1: 1, 200: 1, 201: 2, 401: 3, 1000: 5}
     for count, minutes in cases.items():
         post = await new_post(api, admin, title=f"Length {count}", content=words(count))
@@ -159,7 +159,7 @@ async def test_read_time_and_excerpt_come_from_the_text(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_slugs_are_unique(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     first = await new_post(api, admin, title="Spring Update")
     second = await new_post(api, admin, title="Spring  update!")
     third = await new_post(api, admin, title="SPRING UPDATE")
@@ -194,7 +194,7 @@ async def test_slugs_are_unique(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_list_filters_search_and_pagination(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     made = []
     for i in range(5):
         made.append(await new_post(api, admin, title=f"Tutorial {i}", category="tutorials",
@@ -252,9 +252,9 @@ async def test_list_bad_input(api, tokens):
 
 @pytest.mark.gen_test
 async def test_views_count_once_per_viewer_per_window(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     post = await new_post(api, admin, status="published")
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     first = await api("GET", f"/api/blog/posts/{post['id']}", token=buyer)
     assert first.status == 200 and first.json["views"] == 1 and first.json["liked"] is False
     again = await api("GET", f"/api/blog/posts/{post['slug']}", token=buyer)
@@ -262,7 +262,7 @@ async def test_views_count_once_per_viewer_per_window(api, tokens, services):
     anonymous = await api("GET", f"/api/blog/posts/{post['id']}")
     assert anonymous.json["views"] == 2
     assert (await api("GET", f"/api/blog/posts/{post['id']}")).json["views"] == 2
-    buyer2 = await tokens("buyer2@hwc3d.com")
+    buyer2 = await tokens(BUYER2)
     assert (await api("GET", f"/api/blog/posts/{post['id']}", token=buyer2)).json["views"] == 3
     assert (await post_doc(services, post["id"]))["views"] == 3
     assert await services.db.blog_views.count_documents({"post_id": ObjectId(post["id"])}) == 3
@@ -270,7 +270,7 @@ async def test_views_count_once_per_viewer_per_window(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_share_counts_and_answers_the_url(api, tokens, services):
-    post = await new_post(api, await tokens("admin@hwc3d.com"), title="Share me",
+    post = await new_post(api, await tokens(ADMIN), title="Share me",
                           status="published")
     reply = await api("POST", f"/api/blog/posts/{post['id']}/share")
     assert reply.status == 200
@@ -288,8 +288,8 @@ async def test_share_counts_and_answers_the_url(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_like_and_unlike(api, tokens, services):
-    post = await new_post(api, await tokens("admin@hwc3d.com"), status="published")
-    buyer = await tokens("buyer@hwc3d.com")
+    post = await new_post(api, await tokens(ADMIN), status="published")
+    buyer = await tokens(BUYER)
     path = f"/api/blog/posts/{post['id']}/like"
     assert (await api("POST", path)).status == 401
     assert (await api("DELETE", path)).status == 401
@@ -310,12 +310,12 @@ async def test_like_and_unlike(api, tokens, services):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_likes_and_comments_keep_counters_exact(api, tokens, services):
-    post = await new_post(api, await tokens("admin@hwc3d.com"), status="published")
+    post = await new_post(api, await tokens(ADMIN), status="published")
     readers = await extra_users(services, 20)
     path = f"/api/blog/posts/{post['id']}/like"
     replies = await asyncio.gather(*[api("POST", path, token=t) for t in readers])
     assert [r.status for r in replies] == [201] * 20
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     replies = await asyncio.gather(*[api("POST", path, token=buyer) for _ in range(8)])
     assert sorted(r.status for r in replies) == [201] + [409] * 7
 
@@ -337,8 +337,8 @@ async def test_concurrent_likes_and_comments_keep_counters_exact(api, tokens, se
 
 @pytest.mark.gen_test
 async def test_threaded_comments(api, tokens, services):
-    post = await new_post(api, await tokens("admin@hwc3d.com"), status="published")
-    buyer, creator = await tokens("buyer@hwc3d.com"), await tokens("creator@hwc3d.com")
+    post = await new_post(api, await tokens(ADMIN), status="published")
+    buyer, creator = await tokens(BUYER), await tokens(CREATOR)
     path = f"/api/blog/posts/{post['id']}/comments"
     assert (await api("POST", path, json={"content": "hi"})).status == 401
     top = await api("POST", path, json={"content": "  Great read  "}, token=buyer)
@@ -365,8 +365,8 @@ async def test_threaded_comments(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_comment_bad_input(api, tokens, services):
-    post = await new_post(api, await tokens("admin@hwc3d.com"), status="published")
-    buyer = await tokens("buyer@hwc3d.com")
+    post = await new_post(api, await tokens(ADMIN), status="published")
+    buyer = await tokens(BUYER)
     path = f"/api/blog/posts/{post['id']}/comments"
     for payload in ({}, {"content": ""}, {"content": "   "}, {"content": "x" * 2001},
                     {"content": 5}, {"content": "ok", "rating": 5},
@@ -392,7 +392,7 @@ async def test_comment_bad_input(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_staff_write_bad_input(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     bad = [{}, {"title": "Ok title"}, {"content": "text"}, {"title": "ab", "content": "x"},
            {"title": "Fine", "content": ""}, {"title": "Fine", "content": "   "},
            {"title": "Fine", "content": "x", "category": "gossip"},
@@ -427,10 +427,10 @@ async def test_staff_write_bad_input(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_delete_removes_the_post_with_its_comments_and_likes(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     post = await new_post(api, admin, status="published")
     keep = await new_post(api, admin, title="Keep me", status="published")
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     for target in (post, keep):
         await api("POST", f"/api/blog/posts/{target['id']}/like", token=buyer)
         await api("POST", f"/api/blog/posts/{target['id']}/comments", json={"content": "hi"},

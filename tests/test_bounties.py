@@ -8,13 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
-from demo_accounts import PENDING_OF_CREATOR
+from demo_accounts import (
+    ADMIN,
+    BUYER,
+    BUYER2,
+    BUYER_ID,
+    CREATOR,
+    CREATOR2,
+    CREATOR2_ID,
+    CREATOR_ID,
+    MODERATOR,
+    PENDING_OF_CREATOR,
+)
 from socket_support import join, next_of, ws_url
 
 from documents import sessions, users
 
-ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
-    f"65000000000000000000000{i}" for i in range(1, 7))
 CREATOR_MODEL, CREATOR2_MODEL = "652000000000000000000001", "652000000000000000000002"
 UNKNOWN = "ffffffffffffffffffffffff"
 
@@ -55,18 +64,18 @@ async def new_creators(services, count: int) -> list[str]:
 
 @pytest.mark.gen_test
 async def test_post_and_read_a_bounty(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     made = await post_bounty(api, buyer, title="  Low-poly fox  ", budget="150.50",
                              category="characters", tags=["Fox", "fox", "game"])
     assert made["title"] == "Low-poly fox" and made["budget"] == 150.5
     assert made["currency"] == "usd" and made["status"] == "open"
     assert made["category"] == "Characters" and made["tags"] == ["fox", "game"]
     assert made["application_count"] == 0 and made["applicants"] == 0
-    assert made["creator"]["id"] == BUYER and made["winner"] is None
+    assert made["creator"]["id"] == BUYER_ID and made["winner"] is None
     assert made["is_accepting_applications"] is True
     assert made["deadline"].endswith("Z") and made["created_at"].endswith("Z")
     doc = await stored(services, made["id"])
-    assert doc["budget_cents"] == 15050 and doc["creator_id"] == ObjectId(BUYER)
+    assert doc["budget_cents"] == 15050 and doc["creator_id"] == ObjectId(BUYER_ID)
 
     reply = await api("GET", f"/api/bounties/{made['id']}")
     assert reply.status == 200 and reply.json["title"] == "Low-poly fox"
@@ -97,10 +106,10 @@ async def test_post_requires_a_token(api):
     ({"tags": "fox"}, "tags"),
     ({"tags": ["t"] * 11}, "tags"),
     ({"status": "completed"}, "status"),
-    ({"winner_id": BUYER}, "winner_id"),
+    ({"winner_id": BUYER_ID}, "winner_id"),
 ])
 async def test_post_rejects_bad_fields(api, tokens, services, change, field):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     payload = {"title": "Fox", "description": "d", "budget": 10, "deadline": future(), **change}
     reply = await api("POST", "/api/bounties", token=buyer, json=payload)
     assert reply.status == 422, reply.json
@@ -110,7 +119,7 @@ async def test_post_rejects_bad_fields(api, tokens, services, change, field):
 
 @pytest.mark.gen_test
 async def test_post_rejects_malformed_json_and_missing_fields(api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     reply = await api("POST", "/api/bounties", token=buyer, body=b"{not json",
                       headers={"Content-Type": "application/json"})
     assert reply.status == 400 and reply.json["error_code"] == "BAD_REQUEST"
@@ -123,7 +132,7 @@ async def test_post_rejects_malformed_json_and_missing_fields(api, tokens):
 
 @pytest.mark.gen_test
 async def test_unknown_and_invalid_ids_are_404(api, tokens):
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     for path in ("/api/bounties/nope", f"/api/bounties/{UNKNOWN}"):
         reply = await api("GET", path)
         assert reply.status == 404 and reply.json["error_code"] in ("BOUNTY_NOT_FOUND", "NOT_FOUND")
@@ -137,7 +146,7 @@ async def test_unknown_and_invalid_ids_are_404(api, tokens):
 
 @pytest.mark.gen_test
 async def test_list_filters_and_paginates(api, tokens, services):
-    buyer, buyer2 = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
+    buyer, buyer2 = await tokens(BUYER), await tokens(BUYER2)
     cheap = await post_bounty(api, buyer, title="Cheap chair", budget=20, category="Furniture")
     mid = await post_bounty(api, buyer2, title="Spaceship hull", budget=300,
                             description="Sci-fi hull plating")
@@ -185,24 +194,24 @@ async def test_list_rejects_bad_query(api, query):
 
 @pytest.mark.gen_test
 async def test_apply_notifies_owner_and_counts(api, tokens, services):
-    buyer, creator = await tokens("buyer@hwc3d.com"), await tokens("creator@hwc3d.com")
+    buyer, creator = await tokens(BUYER), await tokens(CREATOR)
     bounty = await post_bounty(api, buyer)
     reply = await apply(api, creator, bounty["id"], price="120.50",
                         portfolio_model_ids=[CREATOR_MODEL])
     assert reply.status == 201, reply.json
     application = reply.json
     assert application["status"] == "pending" and application["price"] == 120.5
-    assert application["applicant"]["id"] == CREATOR and application["bounty_id"] == bounty["id"]
+    assert application["applicant"]["id"] == CREATOR_ID and application["bounty_id"] == bounty["id"]
     assert application["portfolio_model_ids"] == [CREATOR_MODEL]
     assert application["application_count"] == 1
     assert (await stored(services, bounty["id"]))["application_count"] == 1
 
-    note = await services.db.notifications.find_one({"user_id": ObjectId(BUYER),
+    note = await services.db.notifications.find_one({"user_id": ObjectId(BUYER_ID),
                                                      "type": "bounty_application"})
     assert note is not None and note["is_read"] is False
     assert note["data"]["bounty_id"] == bounty["id"]
     assert note["data"]["application_id"] == application["id"]
-    assert note["data"]["applicant"]["id"] == CREATOR
+    assert note["data"]["applicant"]["id"] == CREATOR_ID
     assert note["action_url"] == f"/bounties/{bounty['id']}"
     reply = await api("GET", "/api/users/me/notifications", token=buyer)
     assert reply.status == 200
@@ -211,13 +220,13 @@ async def test_apply_notifies_owner_and_counts(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_owner_gets_the_application_live(api, tokens, base_url):
-    buyer, creator = await tokens("buyer@hwc3d.com"), await tokens("creator@hwc3d.com")
+    buyer, creator = await tokens(BUYER), await tokens(CREATOR)
     bounty = await post_bounty(api, buyer)
     conn, _ = await join(ws_url(base_url, "/ws/notifications", buyer), presence=False)
     try:
         application = (await apply(api, creator, bounty["id"])).json
         event = await next_of(conn, "bounty_application")
-        assert event["channel"] == f"notifications:{BUYER}"
+        assert event["channel"] == f"notifications:{BUYER_ID}"
         assert event["data"]["data"]["application_id"] == application["id"]
         assert event["data"]["action_url"] == f"/bounties/{bounty['id']}"
     finally:
@@ -226,8 +235,8 @@ async def test_owner_gets_the_application_live(api, tokens, base_url):
 
 @pytest.mark.gen_test
 async def test_detail_depends_on_the_viewer(api, tokens):
-    buyer, creator = await tokens("buyer@hwc3d.com"), await tokens("creator@hwc3d.com")
-    creator2, moderator = await tokens("creator2@hwc3d.com"), await tokens("moderator@hwc3d.com")
+    buyer, creator = await tokens(BUYER), await tokens(CREATOR)
+    creator2, moderator = await tokens(CREATOR2), await tokens(MODERATOR)
     bounty = await post_bounty(api, buyer)
     first = (await apply(api, creator, bounty["id"], proposal="Mine")).json
     await apply(api, creator2, bounty["id"], proposal="Theirs")
@@ -250,8 +259,8 @@ async def test_detail_depends_on_the_viewer(api, tokens):
 
 @pytest.mark.gen_test
 async def test_apply_rules(api, tokens, services):
-    buyer, buyer2 = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
-    creator, creator2 = await tokens("creator@hwc3d.com"), await tokens("creator2@hwc3d.com")
+    buyer, buyer2 = await tokens(BUYER), await tokens(BUYER2)
+    creator, creator2 = await tokens(CREATOR), await tokens(CREATOR2)
     bounty = await post_bounty(api, buyer)
     own = await post_bounty(api, creator)
 
@@ -296,9 +305,9 @@ async def test_apply_rules(api, tokens, services):
     ({"proposal": "ok", "status": "selected"}, "status"),
 ])
 async def test_apply_rejects_bad_fields(api, tokens, services, payload, field):
-    bounty = await post_bounty(api, await tokens("buyer@hwc3d.com"))
+    bounty = await post_bounty(api, await tokens(BUYER))
     reply = await api("POST", f"/api/bounties/{bounty['id']}/apply",
-                      token=await tokens("creator@hwc3d.com"), json=payload)
+                      token=await tokens(CREATOR), json=payload)
     assert reply.status == 422, reply.json
     assert field in reply.json["field_errors"]
     assert await services.db.bounty_applications.count_documents({}) == 0
@@ -308,16 +317,16 @@ async def test_apply_rejects_bad_fields(api, tokens, services, payload, field):
 
 @pytest.mark.gen_test
 async def test_apply_malformed_json_is_400(api, tokens):
-    bounty = await post_bounty(api, await tokens("buyer@hwc3d.com"))
+    bounty = await post_bounty(api, await tokens(BUYER))
     reply = await api("POST", f"/api/bounties/{bounty['id']}/apply",
-                      token=await tokens("creator@hwc3d.com"), body=b'{"proposal": ',
+                      token=await tokens(CREATOR), body=b'{"proposal": ',
                       headers={"Content-Type": "application/json"})
     assert reply.status == 400 and reply.json["error_code"] == "BAD_REQUEST"
 
 
 @pytest.mark.gen_test
 async def test_application_count_is_exact_under_concurrency(api, tokens, services):
-    bounty = await post_bounty(api, await tokens("buyer@hwc3d.com"))
+    bounty = await post_bounty(api, await tokens(BUYER))
     makers = await new_creators(services, 8)
     replies = await asyncio.gather(*[apply(api, t, bounty["id"]) for t in makers + makers])
     statuses = sorted(r.status for r in replies)
@@ -326,15 +335,15 @@ async def test_application_count_is_exact_under_concurrency(api, tokens, service
     assert await services.db.bounty_applications.count_documents(
         {"bounty_id": ObjectId(bounty["id"])}) == 8
     assert await services.db.notifications.count_documents(
-        {"user_id": ObjectId(BUYER), "type": "bounty_application"}) == 8
+        {"user_id": ObjectId(BUYER_ID), "type": "bounty_application"}) == 8
 
 
 # --------------------------------------------------------------------------- winner
 
 @pytest.mark.gen_test
 async def test_select_winner(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
-    creator, creator2 = await tokens("creator@hwc3d.com"), await tokens("creator2@hwc3d.com")
+    buyer = await tokens(BUYER)
+    creator, creator2 = await tokens(CREATOR), await tokens(CREATOR2)
     bounty = await post_bounty(api, buyer)
     first = (await apply(api, creator, bounty["id"])).json
     second = (await apply(api, creator2, bounty["id"])).json
@@ -354,25 +363,25 @@ async def test_select_winner(api, tokens, services):
 
     reply = await api("PUT", path, token=buyer, json={"application_id": second["id"]})
     assert reply.status == 200, reply.json
-    assert reply.json["status"] == "completed" and reply.json["winner"]["id"] == CREATOR2
+    assert reply.json["status"] == "completed" and reply.json["winner"]["id"] == CREATOR2_ID
     assert reply.json["winning_application_id"] == second["id"]
     by_id = {a["id"]: a["status"] for a in reply.json["applications"]}
     assert by_id == {first["id"]: "rejected", second["id"]: "selected"}
     doc = await stored(services, bounty["id"])
-    assert doc["winner_id"] == ObjectId(CREATOR2) and doc["status"] == "completed"
-    note = await services.db.notifications.find_one({"user_id": ObjectId(CREATOR2)})
+    assert doc["winner_id"] == ObjectId(CREATOR2_ID) and doc["status"] == "completed"
+    note = await services.db.notifications.find_one({"user_id": ObjectId(CREATOR2_ID)})
     assert note["type"] == "bounty_application" and note["data"]["status"] == "selected"
 
     reply = await api("PUT", path, token=buyer, json={"application_id": first["id"]})
     assert reply.status == 409 and reply.json["error_code"] == "BOUNTY_CLOSED"
-    reply = await apply(api, await tokens("admin@hwc3d.com"), bounty["id"])
+    reply = await apply(api, await tokens(ADMIN), bounty["id"])
     assert reply.status in (403, 409)
 
 
 @pytest.mark.gen_test
 async def test_application_of_another_bounty_is_404(api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
-    creator = await tokens("creator@hwc3d.com")
+    buyer = await tokens(BUYER)
+    creator = await tokens(CREATOR)
     one, other = await post_bounty(api, buyer), await post_bounty(api, buyer)
     foreign = (await apply(api, creator, other["id"])).json
     reply = await api("PUT", f"/api/bounties/{one['id']}/select-winner", token=buyer,
@@ -382,7 +391,7 @@ async def test_application_of_another_bounty_is_404(api, tokens):
 
 @pytest.mark.gen_test
 async def test_racing_selections_have_one_winner(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     bounty = await post_bounty(api, buyer)
     makers = await new_creators(services, 6)
     applications = [(await apply(api, t, bounty["id"])).json for t in makers]
@@ -402,15 +411,15 @@ async def test_racing_selections_have_one_winner(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_admin_lists_edits_cancels_and_deletes(api, tokens, services):
-    buyer, moderator = await tokens("buyer@hwc3d.com"), await tokens("moderator@hwc3d.com")
-    creator = await tokens("creator@hwc3d.com")
+    buyer, moderator = await tokens(BUYER), await tokens(MODERATOR)
+    creator = await tokens(CREATOR)
     bounty = await post_bounty(api, buyer, title="Spammy")
     other = await post_bounty(api, buyer, title="Fine")
     path = f"/api/admin/bounties/{bounty['id']}"
 
     reply = await api("GET", "/api/admin/bounties?search=spam", token=moderator)
     assert reply.status == 200 and [i["id"] for i in reply.json["items"]] == [bounty["id"]]
-    reply = await api("GET", f"/api/admin/bounties?creator_id={BUYER}", token=moderator)
+    reply = await api("GET", f"/api/admin/bounties?creator_id={BUYER_ID}", token=moderator)
     assert reply.json["total"] == 2
     assert (await api("GET", "/api/admin/bounties?creator_id=x", token=moderator)).json[
         "total"] == 0
@@ -444,7 +453,7 @@ async def test_admin_lists_edits_cancels_and_deletes(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_admin_routes_need_staff_and_good_input(api, tokens):
-    buyer, moderator = await tokens("buyer@hwc3d.com"), await tokens("moderator@hwc3d.com")
+    buyer, moderator = await tokens(BUYER), await tokens(MODERATOR)
     bounty = await post_bounty(api, buyer)
     path = f"/api/admin/bounties/{bounty['id']}"
     for method, url, payload in (("GET", "/api/admin/bounties", None),

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER, BUYER2, ROBOT, SNOWMAN
+from demo_accounts import BUYER, BUYER2, CREATOR, ROBOT, SNOWMAN
 
 from documents import coupons
 from documents.common import utcnow
@@ -50,7 +50,7 @@ async def test_cart_refuses_what_cannot_be_bought(api, tokens, services):
     assert dup.status == 409 and dup.json["error_code"] == "ALREADY_IN_CART"
     free = await add(api, token, SNOWMAN)
     assert free.status == 400 and free.json["error_code"] == "MODEL_IS_FREE"
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     own = await add(api, creator, ROBOT)
     assert own.status == 400 and own.json["error_code"] == "CANNOT_BUY_OWN_MODEL"
     await services.db.models.update_one({"_id": ObjectId(HAMMER)}, {"$set": {"status": "pending"}})

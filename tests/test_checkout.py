@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER, BUYER2, CREATOR2_ID, CREATOR_ID, ROBOT, SNOWMAN
+from demo_accounts import BUYER, BUYER2, CREATOR, CREATOR2_ID, CREATOR_ID, ROBOT, SNOWMAN
 
 from tests.stripe_stub import BALLOON, HAMMER, WIZARD, count, sign, stripe_settings
 
@@ -253,7 +253,7 @@ async def test_free_model_is_bought_without_payment(api, tokens, services, strip
 
 @pytest.mark.gen_test
 async def test_checkout_refuses_unbuyable_models(api, tokens, services, stripe_stub):
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     own = await api("POST", "/api/checkout", token=creator,
                     json={"model_ids": [ROBOT], "payment_details": VISA})
     assert own.status == 400 and own.json["error_code"] == "CANNOT_BUY_OWN_MODEL"

@@ -6,7 +6,18 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER2_ID, BUYER_ID, PENDING_OF_CREATOR, PENDING_OF_CREATOR2, ROBOT, SNOWMAN
+from demo_accounts import (
+    ADMIN,
+    BUYER,
+    BUYER2,
+    BUYER2_ID,
+    BUYER_ID,
+    CREATOR,
+    PENDING_OF_CREATOR,
+    PENDING_OF_CREATOR2,
+    ROBOT,
+    SNOWMAN,
+)
 
 from documents import sessions, users
 
@@ -29,7 +40,7 @@ async def stored(services, collection_id: str) -> dict:
 
 @pytest.mark.gen_test
 async def test_create_get_update_delete(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     made = await create(api, buyer, name="  Sci-fi props  ", description="Rockets and more")
     assert made["name"] == "Sci-fi props" and made["description"] == "Rockets and more"
     assert made["is_public"] is True and made["model_count"] == 0 and made["model_ids"] == []
@@ -55,8 +66,8 @@ async def test_create_get_update_delete(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_private_collections_are_hidden_and_others_cannot_edit(api, tokens, services):
-    owner, other = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
-    admin = await tokens("admin@hwc3d.com")
+    owner, other = await tokens(BUYER), await tokens(BUYER2)
+    admin = await tokens(ADMIN)
     private = await create(api, owner, name="Secret", is_public=False)
     public = await create(api, owner, name="Open")
     for token in (None, other, admin):
@@ -82,7 +93,7 @@ async def test_private_collections_are_hidden_and_others_cannot_edit(api, tokens
 
 @pytest.mark.gen_test
 async def test_list_public_mine_user_and_search(api, tokens, services):
-    buyer, buyer2 = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
+    buyer, buyer2 = await tokens(BUYER), await tokens(BUYER2)
     await create(api, buyer, name="Robots", description="metal friends")
     await create(api, buyer, name="Drafts", is_public=False)
     await create(api, buyer2, name="Trees")
@@ -113,7 +124,7 @@ async def test_list_public_mine_user_and_search(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_bad_input(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     for payload, field in (({}, "name"), ({"name": ""}, "name"), ({"name": "   "}, "name"),
                            ({"name": "x" * 101}, "name"), ({"name": 5}, "name"),
                            ({"name": "ok", "description": "d" * 1001}, "description"),
@@ -145,7 +156,7 @@ async def test_bad_input(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_add_order_and_remove_models(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     cid = (await create(api, buyer))["id"]
     add = f"/api/collections/{cid}/add-model"
     assert (await api("POST", add, token=buyer, json={"model_id": ROBOT})).status == 200
@@ -183,7 +194,7 @@ async def test_add_order_and_remove_models(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_own_hidden_model_is_shown_to_the_owner_only(api, tokens, services):
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     cid = (await create(api, creator))["id"]
     for model_id in (ROBOT, PENDING_OF_CREATOR):
         reply = await api("POST", f"/api/collections/{cid}/add-model", token=creator,
@@ -197,7 +208,7 @@ async def test_own_hidden_model_is_shown_to_the_owner_only(api, tokens, services
 
 @pytest.mark.gen_test
 async def test_collection_full_past_the_bound(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     cid = (await create(api, buyer))["id"]
     filler = [ObjectId() for _ in range(499)]
     await services.db.collections.update_one(
@@ -213,7 +224,7 @@ async def test_collection_full_past_the_bound(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_concurrent_adds_of_the_same_model(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     cid = (await create(api, buyer))["id"]
     replies = await asyncio.gather(*[
         api("POST", f"/api/collections/{cid}/add-model", token=buyer, json={"model_id": ROBOT})
@@ -227,7 +238,7 @@ async def test_concurrent_adds_of_the_same_model(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_follow_toggle(api, tokens, services):
-    owner, fan = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
+    owner, fan = await tokens(BUYER), await tokens(BUYER2)
     cid = (await create(api, owner))["id"]
     url = f"/api/collections/{cid}/follow"
     reply = await api("POST", url, token=fan)
@@ -252,7 +263,7 @@ async def test_follow_toggle(api, tokens, services):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_follows_keep_the_count_exact(api, tokens, services):
-    owner = await tokens("buyer@hwc3d.com")
+    owner = await tokens(BUYER)
     cid = (await create(api, owner))["id"]
     fans = []
     for i in range(20):

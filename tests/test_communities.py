@@ -8,13 +8,12 @@ import asyncio
 
 import pytest
 from bson import ObjectId
+from demo_accounts import BUYER2_ID, BUYER_ID, CREATOR2_ID
 
 from documents import communities, notifications, sessions, users
 
 GAME, INSIDERS, VOXEL = ("653000000000000000000001", "653000000000000000000002",
                          "653000000000000000000003")
-ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (f"65000000000000000000000{i}"
-                                                      for i in range(1, 7))
 MISSING = "653000000000000000000099"
 
 
@@ -268,7 +267,7 @@ async def test_last_admin_must_hand_over_before_leaving(api, who, services):
     creator = await who("creator")
     stuck = await api("DELETE", f"/api/communities/{GAME}/leave", token=creator)
     assert stuck.status == 409 and stuck.json["error_code"] == "LAST_ADMIN"
-    role = f"/api/communities/{GAME}/members/{BUYER}"
+    role = f"/api/communities/{GAME}/members/{BUYER_ID}"
     assert (await api("PUT", role, token=await who("creator2"), json={"role": "admin"})).status == 403
     assert (await api("PUT", role, token=creator, json={"role": "owner"})).status == 422
     promoted = await api("PUT", role, token=creator, json={"role": "admin"})
@@ -279,7 +278,7 @@ async def test_last_admin_must_hand_over_before_leaving(api, who, services):
     admins = await services.db[communities.MEMBERS].count_documents(
         {"community_id": ObjectId(GAME), "role": "admin"})
     assert admins == 1
-    kicked = await api("DELETE", f"/api/communities/{GAME}/members/{BUYER2}",
+    kicked = await api("DELETE", f"/api/communities/{GAME}/members/{BUYER2_ID}",
                        token=await who("buyer"))
     assert kicked.status == 204 and (await stored(services, GAME))["member_count"] == 3
 
@@ -293,7 +292,7 @@ async def test_members_with_roles_and_private_members_hidden(api, who):
     first = reply.json["items"][0]
     assert first["user"]["username"] == "creator" and first["role"] == "admin"
     mods = await api("GET", f"/api/communities/{GAME}/members?role=moderator")
-    assert [m["user_id"] for m in mods.json["items"]] == [CREATOR2]
+    assert [m["user_id"] for m in mods.json["items"]] == [CREATOR2_ID]
 
     path = f"/api/communities/{INSIDERS}/members"
     assert (await api("GET", path)).status == 403
@@ -365,7 +364,7 @@ async def test_admin_lists_every_status_and_approves_pending(api, who, services)
     again = await api("PUT", f"/api/admin/communities/{VOXEL}/approve", token=staff)
     assert again.status == 409 and again.json["error_code"] == "COMMUNITY_NOT_PENDING"
     assert (await api("PUT", f"/api/admin/communities/{MISSING}/approve", token=staff)).status == 404
-    notes, _meta = await notifications.list_for(services.db, ObjectId(BUYER2), unread_only=False,
+    notes, _meta = await notifications.list_for(services.db, ObjectId(BUYER2_ID), unread_only=False,
                                                 page=1, limit=10)
     assert any(n["type"] == "community_approved" for n in notes)
     assert "Retro Voxel Club" in {c["name"] for c in (await api("GET", "/api/communities")).json["items"]}

@@ -11,6 +11,7 @@ import pytest
 from bson import ObjectId
 from community_support import GAME, INSIDERS, CommunityInstance, next_event, read, ready
 from conftest import test_settings as settings_for
+from demo_accounts import BUYER, BUYER2, CREATOR2
 from instances import start_instance, stop_instance
 from tornado.websocket import websocket_connect
 
@@ -43,7 +44,7 @@ def cluster(io_loop, tmp_path, redis_url):
 @pytest.mark.gen_test(timeout=60)
 async def test_two_members_on_two_instances_see_each_other_live(cluster):
     a, b = cluster
-    buyer, buyer2 = await a.sign_in("buyer@hwc3d.com"), await b.sign_in("buyer2@hwc3d.com")
+    buyer, buyer2 = await a.sign_in(BUYER), await b.sign_in(BUYER2)
     on_a, on_b = await a.socket(GAME, buyer), await b.socket(GAME, buyer2)
     await ready(on_a)
     await ready(on_b)
@@ -116,14 +117,14 @@ async def test_two_members_on_two_instances_see_each_other_live(cluster):
 @pytest.mark.gen_test(timeout=60)
 async def test_private_community_socket_is_for_members(cluster):
     a, b = cluster
-    outsider = await b.sign_in("buyer2@hwc3d.com")            # only a pending request
+    outsider = await b.sign_in(BUYER2)            # only a pending request
     url = b.base_url.replace("http", "ws", 1) + f"/ws/community/{INSIDERS}?token={outsider}"
     conn = await websocket_connect(url)
     assert await read(conn) is None and conn.close_code == 4403
 
-    member = await a.socket(INSIDERS, await a.sign_in("buyer@hwc3d.com"))
+    member = await a.socket(INSIDERS, await a.sign_in(BUYER))
     await ready(member)
-    author = await b.sign_in("creator2@hwc3d.com")
+    author = await b.sign_in(CREATOR2)
     status, post = await b.call("POST", f"/api/communities/{INSIDERS}/posts", author,
                                 {"content": "Draft preview"})
     assert status == 201
@@ -150,7 +151,7 @@ async def test_many_reactions_through_both_instances_stay_exact(cluster):
             "community_id": ObjectId(GAME), "user_id": user["_id"],
             "role": "member", "status": "active", "joined_at": user["created_at"]})
         people.append((await sessions.start_session(db, a.services.settings, user))["access_token"])
-    watcher = await b.socket(GAME, await b.sign_in("buyer@hwc3d.com"))
+    watcher = await b.socket(GAME, await b.sign_in(BUYER))
     await ready(watcher)
     post = "655000000000000000000003"
     kinds = ("like", "love", "wow", "fire")
@@ -186,7 +187,7 @@ async def test_a_crowd_joining_a_large_community_costs_linear_frames(tmp_path, r
         for i in range(crowd):
             user = await users.insert(db, users.new_user(f"c{i}@example.com", f"crowd{i}", None))
             people.append((await sessions.start_session(db, settings, user))["access_token"])
-        watcher = await a.socket(GAME, await a.sign_in("buyer@hwc3d.com"))
+        watcher = await a.socket(GAME, await a.sign_in(BUYER))
         await ready(watcher)
         seen, started = [], asyncio.get_running_loop().time()
         for i, token in enumerate(people):

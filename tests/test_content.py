@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 from content_support import UNKNOWN_ID, box_glb, png_bytes, textured_glb, upload, with_external_image
-from demo_accounts import BUYER, CREATOR, CREATOR2
+from demo_accounts import ADMIN, BUYER, BUYER2, CREATOR, CREATOR2
 
 from documents import homepage, tagger
 from documents.common import utcnow
@@ -50,7 +50,7 @@ async def test_public_testimonials_reject_bad_query(api, qs):
 
 @pytest.mark.gen_test
 async def test_testimonials_take_and_show_seed_004s_names(api, tokens):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     created = await api("POST", "/api/admin/testimonials", token=admin, json={
         "author": "Lin", "company": "Voxel Works", "text": "Great previews.", "rating": 4,
         "featured": True, "is_approved": True})
@@ -95,7 +95,7 @@ async def test_platform_stats_are_the_stores_counts(api, services):
     model = await db.models.find_one({"status": "approved", "is_published": True})
     await db.models.update_one({"_id": model["_id"]}, {"$inc": {"downloads": 17}})
     await db.models.update_one({"_id": model["_id"]}, {"$set": {"status": "pending"}})
-    await db.users.update_one({"email": "buyer2@hwc3d.com"}, {"$set": {"deleted_at": utcnow()}})
+    await db.users.update_one({"email": BUYER2}, {"$set": {"deleted_at": utcnow()}})
     await db.users.update_one({"email": BUYER}, {"$set": {"user_type": "creator"}})
     second = await api("GET", "/api/stats/platform")
     expected = await store_counts(db)

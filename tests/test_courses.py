@@ -7,11 +7,10 @@ import asyncio
 
 import pytest
 from bson import ObjectId
+from demo_accounts import ADMIN, ADMIN_ID, BUYER, BUYER2, BUYER_ID, CREATOR_ID, MODERATOR
 
 from documents import sessions, users
 
-ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
-    f"65000000000000000000000{i}" for i in range(1, 7))
 UNKNOWN = "ffffffffffffffffffffffff"
 
 
@@ -47,11 +46,11 @@ async def new_users(services, count: int) -> list[str]:
 
 @pytest.mark.gen_test
 async def test_admin_creates_updates_and_deletes_a_course(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
-    made = await create_course(api, admin, instructor_id=CREATOR, tags=["Blender", "blender"])
+    admin = await tokens(ADMIN)
+    made = await create_course(api, admin, instructor_id=CREATOR_ID, tags=["Blender", "blender"])
     assert made["title"] == "Blender basics" and made["difficulty"] == "beginner"
     assert made["is_free"] is True and made["price"] == 0 and made["is_published"] is True
-    assert made["instructor"]["id"] == CREATOR and made["enrollment_count"] == 0
+    assert made["instructor"]["id"] == CREATOR_ID and made["enrollment_count"] == 0
     assert made["video_url"] == "https://cdn.example.com/v.mp4" and made["tags"] == ["blender"]
     assert (await stored(services, made["id"]))["price_cents"] == 0
 
@@ -77,14 +76,14 @@ async def test_admin_creates_updates_and_deletes_a_course(api, tokens, services)
 
 @pytest.mark.gen_test
 async def test_instructor_defaults_to_the_caller(api, tokens):
-    made = await create_course(api, await tokens("admin@hwc3d.com"))
-    assert made["instructor_id"] == ADMIN
+    made = await create_course(api, await tokens(ADMIN))
+    assert made["instructor_id"] == ADMIN_ID
 
 
 @pytest.mark.gen_test
 async def test_admin_course_routes_need_courses_manage(api, tokens):
-    admin, moderator = await tokens("admin@hwc3d.com"), await tokens("moderator@hwc3d.com")
-    buyer = await tokens("buyer@hwc3d.com")
+    admin, moderator = await tokens(ADMIN), await tokens(MODERATOR)
+    buyer = await tokens(BUYER)
     made = await create_course(api, admin)
     path = f"/api/admin/courses/{made['id']}"
     for method, url, payload in (("GET", "/api/admin/courses", None),
@@ -120,7 +119,7 @@ async def test_admin_course_routes_need_courses_manage(api, tokens):
 ])
 async def test_admin_create_rejects_bad_fields(api, tokens, services, change, field):
     payload = {"title": "Rigging", "difficulty": "advanced", **change}
-    reply = await api("POST", "/api/admin/courses", token=await tokens("admin@hwc3d.com"),
+    reply = await api("POST", "/api/admin/courses", token=await tokens(ADMIN),
                       json=payload)
     assert reply.status == 422, reply.json
     assert field in reply.json["field_errors"]
@@ -129,7 +128,7 @@ async def test_admin_create_rejects_bad_fields(api, tokens, services, change, fi
 
 @pytest.mark.gen_test
 async def test_admin_update_bad_input(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     made = await create_course(api, admin)
     path = f"/api/admin/courses/{made['id']}"
     for payload, field in (({}, "_schema"), ({"is_free": False}, "price"),
@@ -152,7 +151,7 @@ async def test_admin_update_bad_input(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_list_shows_published_courses_with_filters(api, tokens):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     basics = await create_course(api, admin)
     rigging = await create_course(api, admin, title="Character rigging", difficulty="advanced",
                                   category="Animation", price=49.5, tags=["rig"])
@@ -194,8 +193,8 @@ async def test_list_rejects_bad_query(api, query):
 
 @pytest.mark.gen_test
 async def test_enroll_in_a_free_course_and_list_mine(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
-    course = await create_course(api, await tokens("admin@hwc3d.com"))
+    buyer = await tokens(BUYER)
+    course = await create_course(api, await tokens(ADMIN))
     before = (await api("GET", f"/api/courses/{course['id']}", token=buyer)).json
     assert before["is_enrolled"] is False and "video_url" not in before
 
@@ -217,7 +216,7 @@ async def test_enroll_in_a_free_course_and_list_mine(api, tokens, services):
     assert mine["progress"] == 0 and mine["enrolled_at"].endswith("Z")
     assert mine["completed_at"] is None and mine["video_url"]
     assert reply.json["total"] == 1 and reply.json["page"] == 1
-    reply = await api("GET", "/api/users/me/courses", token=await tokens("buyer2@hwc3d.com"))
+    reply = await api("GET", "/api/users/me/courses", token=await tokens(BUYER2))
     assert reply.json["items"] == [] and reply.json["total"] == 0
 
     detail = (await api("GET", f"/api/courses/{course['id']}", token=buyer)).json
@@ -226,8 +225,8 @@ async def test_enroll_in_a_free_course_and_list_mine(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_enroll_auth_and_bad_input(api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
-    admin = await tokens("admin@hwc3d.com")
+    buyer = await tokens(BUYER)
+    admin = await tokens(ADMIN)
     course = await create_course(api, admin)
     draft = await create_course(api, admin, title="Draft", is_published=False)
     assert (await enroll(api, None, course["id"])).status == 401
@@ -250,8 +249,8 @@ async def test_enroll_auth_and_bad_input(api, tokens):
 
 @pytest.mark.gen_test
 async def test_paid_course_needs_a_successful_payment(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
-    course = await create_course(api, await tokens("admin@hwc3d.com"), price=29.99)
+    buyer = await tokens(BUYER)
+    course = await create_course(api, await tokens(ADMIN), price=29.99)
 
     reply = await enroll(api, buyer, course["id"])
     assert reply.status == 402 and reply.json["error_code"] == "PAYMENT_REQUIRED"
@@ -266,7 +265,7 @@ async def test_paid_course_needs_a_successful_payment(api, tokens, services):
     reply = await enroll(api, buyer, course["id"], payment_method_token="tok_visa")
     assert reply.status == 201, reply.json
     assert reply.json["is_enrolled"] is True and reply.json["enrollment_count"] == 1
-    enrollment = await services.db.course_enrollments.find_one({"user_id": ObjectId(BUYER)})
+    enrollment = await services.db.course_enrollments.find_one({"user_id": ObjectId(BUYER_ID)})
     assert enrollment["price_paid_cents"] == 2999
     intent = await services.payments.retrieve_payment_intent(enrollment["payment_intent_id"])
     assert intent.status == "succeeded" and intent.amount_cents == 2999
@@ -278,8 +277,8 @@ async def test_paid_course_needs_a_successful_payment(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_three_d_secure_then_payment_intent_id(api, tokens, services):
-    buyer, buyer2 = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
-    course = await create_course(api, await tokens("admin@hwc3d.com"), price=5)
+    buyer, buyer2 = await tokens(BUYER), await tokens(BUYER2)
+    course = await create_course(api, await tokens(ADMIN), price=5)
     reply = await enroll(api, buyer, course["id"],
                          payment_method_token="tok_threeDSecure2Required")
     assert reply.status == 402 and reply.json["error_code"] == "PAYMENT_REQUIRES_ACTION"
@@ -296,9 +295,9 @@ async def test_three_d_secure_then_payment_intent_id(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_delete_refused_while_people_are_enrolled(api, tokens, services):
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     course = await create_course(api, admin)
-    assert (await enroll(api, await tokens("buyer@hwc3d.com"), course["id"])).status == 201
+    assert (await enroll(api, await tokens(BUYER), course["id"])).status == 201
     reply = await api("DELETE", f"/api/admin/courses/{course['id']}", token=admin)
     assert reply.status == 409 and reply.json["error_code"] == "COURSE_HAS_ENROLLMENTS"
     assert await stored(services, course["id"]) is not None
@@ -306,7 +305,7 @@ async def test_delete_refused_while_people_are_enrolled(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_enrollment_count_is_exact_under_concurrency(api, tokens, services):
-    course = await create_course(api, await tokens("admin@hwc3d.com"))
+    course = await create_course(api, await tokens(ADMIN))
     learners = await new_users(services, 8)
     replies = await asyncio.gather(*[enroll(api, t, course["id"]) for t in learners * 2])
     assert sorted(r.status for r in replies) == [201] * 8 + [409] * 8
@@ -316,8 +315,8 @@ async def test_enrollment_count_is_exact_under_concurrency(api, tokens, services
 
 @pytest.mark.gen_test
 async def test_racing_paid_enrollments_charge_once(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
-    course = await create_course(api, await tokens("admin@hwc3d.com"), price=12)
+    buyer = await tokens(BUYER)
+    course = await create_course(api, await tokens(ADMIN), price=12)
     replies = await asyncio.gather(*[
         enroll(api, buyer, course["id"], payment_method_token="tok_visa") for _ in range(4)])
     statuses = sorted(r.status for r in replies)

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
+from demo_accounts import ADMIN, BUYER
 
 from tests.stripe_stub import stripe_settings
 
@@ -17,7 +18,7 @@ def settings_overrides(stripe_stub):
 
 
 async def paid_course(api, tokens, price=29.99) -> str:
-    reply = await api("POST", "/api/admin/courses", token=await tokens("admin@hwc3d.com"),
+    reply = await api("POST", "/api/admin/courses", token=await tokens(ADMIN),
                       json={"title": "Texturing", "difficulty": "intermediate", "price": price,
                             "video_url": "/videos/texturing.mp4"})
     assert reply.status == 201, reply.json
@@ -30,7 +31,7 @@ async def enroll(api, token, course_id, **body):
 
 @pytest.mark.gen_test
 async def test_charge_and_decline(api, tokens, services, stripe_stub):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     course_id = await paid_course(api, tokens)
     reply = await enroll(api, buyer, course_id, payment_method_token="tok_chargeDeclined")
     assert reply.status == 402 and reply.json["error_code"] == "PAYMENT_FAILED"
@@ -48,7 +49,7 @@ async def test_charge_and_decline(api, tokens, services, stripe_stub):
 
 @pytest.mark.gen_test
 async def test_three_d_secure_completed_in_the_browser(api, tokens, services, stripe_stub):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     course_id = await paid_course(api, tokens)
     reply = await enroll(api, buyer, course_id, payment_method_token="tok_threeDSecure2Required")
     assert reply.status == 402 and reply.json["error_code"] == "PAYMENT_REQUIRES_ACTION"
@@ -64,7 +65,7 @@ async def test_three_d_secure_completed_in_the_browser(api, tokens, services, st
 
 @pytest.mark.gen_test
 async def test_racing_paid_enrollments_keep_one_charge(api, tokens, services, stripe_stub):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     course_id = await paid_course(api, tokens, price=12)
     replies = await asyncio.gather(*[
         enroll(api, buyer, course_id, payment_method_token="tok_visa") for _ in range(4)])

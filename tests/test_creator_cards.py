@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from conftest import eventually
 from conftest import test_settings as settings_for
-from demo_accounts import CREATOR_ID, ROBOT
+from demo_accounts import CREATOR, CREATOR_ID, ROBOT
 from instances import start_instance, stop_instance
 
 pytestmark = pytest.mark.store  # opens instances on the test's store itself
@@ -48,7 +48,7 @@ async def test_a_profile_edit_shows_on_the_editors_instance_at_once_and_on_the_o
     for instance in pair:  # the cache runs (change stream open, or the write feed) and holds it
         cache = cards._caches[id(instance.services.db)]
         assert cache.live and CREATOR_ID in {str(k) for k in cache.cards}
-    creator = await users.get_by_email(a.services.db, "creator@hwc3d.com")
+    creator = await users.get_by_email(a.services.db, CREATOR)
     token = (await sessions.start_session(a.services.db, a.services.settings,
                                           creator))["access_token"]
     status, body = await a.call("PUT", "/api/users/me", token, {"full_name": "Chris Renamed"})

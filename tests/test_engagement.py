@@ -9,12 +9,22 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
-from demo_accounts import PENDING_OF_CREATOR, ROBOT, SNOWMAN
+from demo_accounts import (
+    BUYER,
+    BUYER2,
+    BUYER2_ID,
+    BUYER_ID,
+    CREATOR,
+    CREATOR2,
+    CREATOR2_ID,
+    CREATOR_ID,
+    PENDING_OF_CREATOR,
+    ROBOT,
+    SNOWMAN,
+)
 
 from documents import sessions, users
 
-ADMIN, MODERATOR, CREATOR, CREATOR2, BUYER, BUYER2 = (
-    f"65000000000000000000000{i}" for i in range(1, 7))
 REJECTED = "652000000000000000000043"     # rejected + unpublished, by creator2
 UNKNOWN = "ffffffffffffffffffffffff"
 
@@ -38,14 +48,14 @@ async def extra_users(services, count: int) -> list[str]:
 
 @pytest.mark.gen_test
 async def test_like_and_unlike(api, tokens, services):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     before = (await model_doc(services, ROBOT))["likes"]
     reply = await api("POST", f"/api/models/{ROBOT}/like", token=token)
     assert reply.status == 201
     assert reply.json == {"model_id": ROBOT, "liked": True, "likes": before + 1}
     assert (await model_doc(services, ROBOT))["likes"] == before + 1
     assert await services.db.model_likes.count_documents(
-        {"user_id": ObjectId(BUYER), "model_id": ObjectId(ROBOT)}) == 1
+        {"user_id": ObjectId(BUYER_ID), "model_id": ObjectId(ROBOT)}) == 1
 
     reply = await api("POST", f"/api/models/{ROBOT}/like", token=token)
     assert reply.status == 409 and reply.json["error_code"] == "ALREADY_LIKED"
@@ -62,25 +72,25 @@ async def test_like_and_unlike(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_like_notifies_the_creator_but_not_for_own_models(api, tokens, services):
-    await api("POST", f"/api/models/{ROBOT}/like", token=await tokens("buyer@hwc3d.com"))
-    creator_token = await tokens("creator@hwc3d.com")
+    await api("POST", f"/api/models/{ROBOT}/like", token=await tokens(BUYER))
+    creator_token = await tokens(CREATOR)
     reply = await api("GET", "/api/notifications", token=creator_token)
     assert reply.status == 200
     likes = [n for n in reply.json["items"] if n["type"] == "model_liked"]
     assert len(likes) == 1
     assert likes[0]["action_url"] == f"/model/{ROBOT}"
     assert likes[0]["data"]["model_id"] == ROBOT
-    assert likes[0]["data"]["user"]["id"] == BUYER
+    assert likes[0]["data"]["user"]["id"] == BUYER_ID
     assert "Low-Poly Robot" in likes[0]["message"]
 
     assert (await api("POST", f"/api/models/{ROBOT}/like", token=creator_token)).status == 201
     assert await services.db.notifications.count_documents(
-        {"user_id": ObjectId(CREATOR), "type": "model_liked"}) == 1
+        {"user_id": ObjectId(CREATOR_ID), "type": "model_liked"}) == 1
 
 
 @pytest.mark.gen_test
 async def test_like_auth_and_visibility(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     for method in ("POST", "DELETE"):
         reply = await api(method, f"/api/models/{ROBOT}/like")
         assert reply.status == 401 and reply.json["error_code"] == "UNAUTHORIZED"
@@ -89,9 +99,9 @@ async def test_like_auth_and_visibility(api, tokens, services):
             assert reply.status == 404, (method, ref)
             assert reply.json["error_code"] in ("NOT_FOUND", "MODEL_NOT_FOUND")
     # the creator sees (and may like) their own pending model
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     assert (await api("POST", f"/api/models/{PENDING_OF_CREATOR}/like", token=creator)).status == 201
-    assert await services.db.model_likes.count_documents({"user_id": ObjectId(BUYER)}) == 0
+    assert await services.db.model_likes.count_documents({"user_id": ObjectId(BUYER_ID)}) == 0
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -102,7 +112,7 @@ async def test_concurrent_likes_keep_the_counter_exact(api, tokens, services):
         api("POST", f"/api/models/{SNOWMAN}/like", token=t) for t in fans])
     assert [r.status for r in replies] == [201] * len(fans)
     # one user racing itself: exactly one like is stored
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     replies = await asyncio.gather(*[
         api("POST", f"/api/models/{SNOWMAN}/like", token=buyer) for _ in range(8)])
     assert sorted(r.status for r in replies) == [201] + [409] * 7
@@ -119,20 +129,20 @@ async def test_concurrent_likes_keep_the_counter_exact(api, tokens, services):
     assert records == 13
     assert (await model_doc(services, SNOWMAN))["likes"] == before + records
     assert await services.db.notifications.count_documents(
-        {"user_id": ObjectId(CREATOR2), "type": "model_liked"}) == len(fans) + 1
+        {"user_id": ObjectId(CREATOR2_ID), "type": "model_liked"}) == len(fans) + 1
 
 
 # --------------------------------------------------------------------------- comments
 
 @pytest.mark.gen_test
 async def test_threaded_comments(api, tokens, services):
-    buyer, buyer2 = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
+    buyer, buyer2 = await tokens(BUYER), await tokens(BUYER2)
     first = await api("POST", f"/api/models/{ROBOT}/comments", token=buyer,
                       json={"content": "  Amazing work!  ", "parent_id": None})
     assert first.status == 201
     assert first.json["content"] == "Amazing work!"
     assert first.json["parent_id"] is None and first.json["replies"] == []
-    assert first.json["author"]["id"] == BUYER and first.json["model_id"] == ROBOT
+    assert first.json["author"]["id"] == BUYER_ID and first.json["model_id"] == ROBOT
     second = await api("POST", f"/api/models/{ROBOT}/comment", token=buyer2,
                        json={"content": "Love the colours"})
     assert second.status == 201
@@ -152,7 +162,7 @@ async def test_threaded_comments(api, tokens, services):
     thread = body["items"][1]
     assert thread["reply_count"] == 2
     assert [r["content"] for r in thread["replies"]] == ["Agreed", "Thanks!"]
-    assert thread["replies"][0]["author"]["id"] == BUYER2
+    assert thread["replies"][0]["author"]["id"] == BUYER2_ID
     assert (await model_doc(services, ROBOT))["comment_count"] == 4
 
     page = await api("GET", f"/api/models/{ROBOT}/comments?page=2&limit=1")
@@ -161,19 +171,19 @@ async def test_threaded_comments(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_comment_notifies_the_creator(api, tokens, services):
-    reply = await api("POST", f"/api/models/{SNOWMAN}/comments", token=await tokens("buyer@hwc3d.com"),
+    reply = await api("POST", f"/api/models/{SNOWMAN}/comments", token=await tokens(BUYER),
                       json={"content": "Nice"})
-    note = await services.db.notifications.find_one({"user_id": ObjectId(CREATOR2)})
+    note = await services.db.notifications.find_one({"user_id": ObjectId(CREATOR2_ID)})
     assert note["type"] == "comment_received" and note["action_url"] == f"/model/{SNOWMAN}"
     assert note["data"]["comment_id"] == reply.json["id"]
-    await api("POST", f"/api/models/{SNOWMAN}/comments", token=await tokens("creator2@hwc3d.com"),
+    await api("POST", f"/api/models/{SNOWMAN}/comments", token=await tokens(CREATOR2),
               json={"content": "Thank you"})
-    assert await services.db.notifications.count_documents({"user_id": ObjectId(CREATOR2)}) == 1
+    assert await services.db.notifications.count_documents({"user_id": ObjectId(CREATOR2_ID)}) == 1
 
 
 @pytest.mark.gen_test
 async def test_comment_bad_input_writes_nothing(api, tokens, services):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     other = await api("POST", f"/api/models/{SNOWMAN}/comments", token=buyer,
                       json={"content": "on another model"})
     url = f"/api/models/{ROBOT}/comments"
@@ -213,14 +223,14 @@ async def test_view_counts_once_per_viewer_per_window(api, tokens, services):
     assert first.status == 200 and first.json == {"views": before + 1, "counted": True}
     again = await api("POST", f"/api/models/{ROBOT}/view")
     assert again.json == {"views": before + 1, "counted": False}
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     assert (await api("POST", f"/api/models/{ROBOT}/view", token=buyer)).json["counted"] is True
     assert (await api("POST", f"/api/models/{ROBOT}/view", token=buyer)).json["counted"] is False
     assert (await model_doc(services, ROBOT))["views"] == before + 2
     stored = await services.db.model_views.find({"model_id": ObjectId(ROBOT)}).to_list(10)
     assert len(stored) == 2
     keys = {v["viewer_key"] for v in stored}
-    assert f"u:{BUYER}" in keys and not any("127.0.0.1" in k for k in keys)
+    assert f"u:{BUYER_ID}" in keys and not any("127.0.0.1" in k for k in keys)
 
     # once the window has passed, the same viewer counts again
     for view in stored:
@@ -243,7 +253,7 @@ async def test_view_of_hidden_models(api, tokens):
     assert (await api("POST", f"/api/models/{PENDING_OF_CREATOR}/view")).status == 404
     assert (await api("POST", f"/api/models/{UNKNOWN}/view")).status == 404
     assert (await api("POST", "/api/models/zzz/view")).status == 404
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     assert (await api("POST", f"/api/models/{PENDING_OF_CREATOR}/view", token=creator)).status == 200
 
 
@@ -255,7 +265,7 @@ async def test_share(api, tokens, services):
     assert reply.status == 200
     assert reply.json["share_url"] == f"{services.settings.public_url}/view/{ROBOT}"
     assert reply.json["shares"] == 1
-    reply = await api("POST", f"/api/models/{ROBOT}/share", token=await tokens("buyer@hwc3d.com"))
+    reply = await api("POST", f"/api/models/{ROBOT}/share", token=await tokens(BUYER))
     assert reply.json["shares"] == 2
     assert (await model_doc(services, ROBOT))["shares"] == 2
     assert (await api("POST", f"/api/models/{REJECTED}/share")).status == 404
@@ -276,11 +286,11 @@ async def test_download_specs(api, tokens, services):
                 "texture_resolution"):
         assert specs[key] == model[key], key
     assert specs["tags"] == model["tags"]
-    assert specs["creator"]["id"] == CREATOR
+    assert specs["creator"]["id"] == CREATOR_ID
     assert "bounds" in specs and "file_key" not in reply.body.decode()
 
     assert (await api("POST", f"/api/models/{PENDING_OF_CREATOR}/download-specs")).status == 404
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     reply = await api("POST", f"/api/models/{PENDING_OF_CREATOR}/download-specs", token=creator)
     assert reply.status == 200 and "crystal-cluster-specs.json" in reply.headers["Content-Disposition"]
     assert (await api("POST", f"/api/models/{UNKNOWN}/download-specs")).status == 404
@@ -292,7 +302,7 @@ async def test_cleanup_of_a_deleted_models_records(api, tokens, services):
     from documents import collections as collections_db
     from documents import engagement
 
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     await api("POST", f"/api/models/{ROBOT}/like", token=buyer)
     await api("POST", f"/api/models/{ROBOT}/comments", token=buyer, json={"content": "hi"})
     await api("POST", f"/api/models/{ROBOT}/view", token=buyer)
@@ -300,7 +310,7 @@ async def test_cleanup_of_a_deleted_models_records(api, tokens, services):
     for model_id in (ROBOT, SNOWMAN):
         await api("POST", f"/api/collections/{made.json['id']}/add-model", token=buyer,
                   json={"model_id": model_id})
-    assert (await api("DELETE", f"/api/models/{ROBOT}", token=await tokens("creator@hwc3d.com"))
+    assert (await api("DELETE", f"/api/models/{ROBOT}", token=await tokens(CREATOR))
             ).status == 204
     # DELETE took the records with it: nothing is left for a second clean-up to find.
     assert await engagement.remove_for_model(services.db, ObjectId(ROBOT)) == []

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER, CREATOR_ID, PENDING_OF_CREATOR, ROBOT, SNOWMAN
+from demo_accounts import BUYER, CREATOR, CREATOR2, CREATOR_ID, PENDING_OF_CREATOR, ROBOT, SNOWMAN
 from PIL import Image
 
 REJECTED = "652000000000000000000043"     # rejected + unpublished, by creator2
@@ -70,7 +70,7 @@ async def nothing_stored(services, before: set[str]) -> None:
 
 @pytest.mark.gen_test
 async def test_screenshot_set_as_thumbnail(api, tokens, services):
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     reply = await upload(api, f"/api/models/{ROBOT}/screenshot", token,
                          [("file", "shot.png", png())], {"set_as_thumbnail": "true"})
     assert reply.status == 201, reply.json
@@ -93,7 +93,7 @@ async def test_screenshot_set_as_thumbnail(api, tokens, services):
 @pytest.mark.gen_test
 async def test_screenshot_without_thumbnail_flag_keeps_the_thumbnail(api, tokens, services):
     before = (await services.db.models.find_one({"_id": ObjectId(ROBOT)}))["thumbnail_url"]
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     reply = await upload(api, f"/api/models/{ROBOT}/screenshot", token,
                          [("screenshot", "s.png", png())])
     assert reply.status == 201 and reply.json["model_thumbnail_url"] == before
@@ -107,11 +107,11 @@ async def test_screenshot_without_thumbnail_flag_keeps_the_thumbnail(api, tokens
 @pytest.mark.gen_test
 async def test_screenshot_refusals_store_nothing(api, tokens, services):
     before = stored_objects(services)
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     path = f"/api/models/{ROBOT}/screenshot"
     reply = await upload(api, path, None, [("file", "s.png", png())])
     assert reply.status == 401
-    reply = await upload(api, path, await tokens("buyer@hwc3d.com"), [("file", "s.png", png())])
+    reply = await upload(api, path, await tokens(BUYER), [("file", "s.png", png())])
     assert reply.status == 403 and reply.json["error_code"] == "FORBIDDEN"
     reply = await upload(api, f"/api/models/{SNOWMAN}/screenshot", creator,
                          [("file", "s.png", png())])
@@ -140,7 +140,7 @@ async def test_screenshot_refusals_store_nothing(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_record_video(api, tokens, services, http_client, base_url):
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     for name, data, fmt in (("clip.mp4", MP4, "MP4"), ("clip.webm", WEBM, "WEBM")):
         reply = await upload(api, f"/api/models/{ROBOT}/record-video", token,
                              [("video", name, data)])
@@ -158,10 +158,10 @@ async def test_record_video(api, tokens, services, http_client, base_url):
 @pytest.mark.gen_test
 async def test_record_video_refusals_store_nothing(api, tokens, services):
     before = stored_objects(services)
-    creator = await tokens("creator@hwc3d.com")
+    creator = await tokens(CREATOR)
     path = f"/api/models/{ROBOT}/record-video"
     assert (await upload(api, path, None, [("file", "v.mp4", MP4)])).status == 401
-    reply = await upload(api, path, await tokens("creator2@hwc3d.com"), [("file", "v.mp4", MP4)])
+    reply = await upload(api, path, await tokens(CREATOR2), [("file", "v.mp4", MP4)])
     assert reply.status == 403
     reply = await upload(api, path, creator, [("file", "v.png", png())])
     assert reply.status == 400 and reply.json["error_code"] == "INVALID_FILE_TYPE"

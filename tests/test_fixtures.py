@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import trimesh
 from bson import ObjectId
+from demo_accounts import BUYER
 from PIL import Image
 
 from documents.seed import FIXTURES, fixture_documents
@@ -178,7 +179,7 @@ def test_community_counters_match_the_records():
 
 
 def test_support_ticket_agrees_with_its_messages():
-    buyer = next(u for u in docs("users") if u["email"] == "buyer@hwc3d.com")
+    buyer = next(u for u in docs("users") if u["email"] == BUYER)
     (ticket,) = docs("support_tickets")
     messages = sorted((m for m in docs("support_messages") if m["ticket_id"] == ticket["_id"]),
                       key=lambda m: m["created_at"])

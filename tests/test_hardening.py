@@ -18,7 +18,7 @@ import time
 import pytest
 import trimesh
 from conftest import free_port, test_settings
-from demo_accounts import CREATOR, DEMO_PASSWORD
+from demo_accounts import ADMIN, BUYER, CREATOR, DEMO_PASSWORD
 from instances import Instance, stop_instance
 from PIL import Image
 from processes import SERVER, Server, clean_env
@@ -124,7 +124,7 @@ async def test_non_json_body_on_a_json_route_is_415(api):
         assert reply.json["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
         assert content_type in reply.json["detail"]
     reply = await api("POST", "/api/auth/login", headers={"Content-Type": "application/json; charset=utf-8"},
-                      body=json.dumps({"email": "buyer@hwc3d.com", "password": DEMO_PASSWORD}))
+                      body=json.dumps({"email": BUYER, "password": DEMO_PASSWORD}))
     assert reply.status == 200
 
 
@@ -172,7 +172,7 @@ async def test_production_start_on_an_empty_store_creates_no_demo_account(tmp_pa
     instance = Instance(services, server, f"http://127.0.0.1:{port}")
     try:
         status, reply = await instance.call("POST", "/api/auth/login",
-                                            body={"email": "admin@hwc3d.com", "password": DEMO_PASSWORD})
+                                            body={"email": ADMIN, "password": DEMO_PASSWORD})
         assert status == 401
         status, reply = await instance.call("GET", "/api/categories")
         assert status == 200 and (reply["items"] if isinstance(reply, dict) else reply) == []

@@ -6,6 +6,7 @@ schema, one that fails with an unexpected exception."""
 import logging
 
 import pytest
+from demo_accounts import BUYER
 from marshmallow import fields, validate
 
 from handlers.app import make_app
@@ -142,7 +143,7 @@ async def test_validation_errors_are_422_with_field_errors(api):
 @pytest.mark.gen_test
 async def test_wrong_method_is_json_405(api, tokens):
     """A verb the route does not have: 405, signed in or not (not 401)."""
-    for token in (None, await tokens("buyer@hwc3d.com")):
+    for token in (None, await tokens(BUYER)):
         reply = await api("DELETE", "/healthz", token=token)
         assert reply.status == 405, token
         assert reply.json["error_code"] == "METHOD_NOT_ALLOWED"

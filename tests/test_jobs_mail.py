@@ -10,6 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from bson import ObjectId
 from conftest import free_port
+from demo_accounts import ADMIN, BUYER
 
 from tests.mail_support import Inbox, email_status
 
@@ -49,11 +50,11 @@ async def until(check, timeout: float = 20):
 @pytest.mark.gen_test(timeout=60)
 async def test_email_retried_while_smtp_is_down_is_delivered_once(api, tokens, services,
                                                                   smtp_port):
-    ticket = await api("POST", "/api/support/tickets", token=await tokens("buyer@hwc3d.com"),
+    ticket = await api("POST", "/api/support/tickets", token=await tokens(BUYER),
                        json={"subject": "Refund", "category": "Refund", "message": "Hi"})
     reply = await api("POST", f"/api/admin/support/tickets/{ticket.json['id']}/email",
                       json={"subject": "Back soon", "message": "We are on it."},
-                      token=await tokens("admin@hwc3d.com"))
+                      token=await tokens(ADMIN))
     assert reply.status == 200 and reply.json["status"] == "queued"
     email_id = ObjectId(reply.json["id"])
 
@@ -68,7 +69,7 @@ async def test_email_retried_while_smtp_is_down_is_delivered_once(api, tokens, s
     try:
         record = await email_status(services.db, email_id, "sent")
         [envelope] = inbox.messages
-        assert envelope.rcpt_tos == ["buyer@hwc3d.com"] and record["attempts"] >= 3
+        assert envelope.rcpt_tos == [BUYER] and record["attempts"] >= 3
         assert f"<{email_id}@" in envelope.content.decode()  # Message-ID from the email id
         # the job is done: re-driving it (a duplicate enqueue) sends nothing more
         assert await services.jobs.enqueue("deliver_email", key="again", email_id=str(email_id))
@@ -94,7 +95,7 @@ async def test_bulk_send_goes_out_in_batches_over_one_connection_each(api, token
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:
-        admin = await tokens("admin@hwc3d.com")
+        admin = await tokens(ADMIN)
         recipients = [f"r{n}@example.com" for n in range(3)]
         ids = []
         for address in recipients:
@@ -129,7 +130,7 @@ class TestDeadLetters:
     @pytest.mark.gen_test(timeout=60)
     async def test_email_failing_its_last_try_is_a_dead_letter(self, api, tokens, services,
                                                                http_client, base_url):
-        admin = await tokens("admin@hwc3d.com")
+        admin = await tokens(ADMIN)
         sent = await api("POST", "/api/admin/emails/send", token=admin, json={
             "email": "lost@example.com", "subject": "Hi", "body": "Nobody listens"})
         assert sent.status == 200, sent.json
@@ -146,7 +147,7 @@ class TestDeadLetters:
         assert letter["kwargs"] == {"email_ids": [email_id]} and "SMTPConnectError" in letter["error"]
         history = await api("GET", "/api/admin/emails/history?status=failed", token=admin)
         assert [e["id"] for e in history.json["items"]] == [email_id]
-        assert (await api("GET", "/api/admin/jobs", token=await tokens("buyer@hwc3d.com"))
+        assert (await api("GET", "/api/admin/jobs", token=await tokens(BUYER))
                 ).status == 403
         metrics = (await http_client.fetch(base_url + "/metrics")).body.decode()
         assert 'hwc3d_jobs_total{function="deliver_batch",outcome="failed"} 1.0' in metrics

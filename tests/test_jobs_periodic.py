@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from checkout_support import THREE_DS, checkout, coupon_counts, new_coupon
 from conftest import test_settings as settings_for
-from demo_accounts import BUYER, ROBOT
+from demo_accounts import BUYER, CREATOR, ROBOT
 from upload_support import image_bytes, stored_objects, upload
 
 from documents.common import utcnow
@@ -201,7 +201,7 @@ async def test_model_analysis_job_fills_the_figures_from_the_stored_file(api, to
 
     mesh = trimesh.creation.icosphere(subdivisions=2)
     category = (await services.db.categories.find_one({"is_active": True}))["name"]
-    reply = await upload(api, "/api/models", await tokens("creator@hwc3d.com"),
+    reply = await upload(api, "/api/models", await tokens(CREATOR),
                          [("file", "ball.glb", mesh_bytes("glb", mesh))],
                          dict(MODEL_FIELDS, category=category))
     assert reply.status == 201, reply.json
@@ -224,7 +224,7 @@ async def test_stranded_payout_amount_is_given_back(services):
     from documents import payouts
 
     db = services.db
-    seller = (await db.users.find_one({"email": "creator@hwc3d.com"}))["_id"]
+    seller = (await db.users.find_one({"email": CREATOR}))["_id"]
     crashed = ObjectId.from_datetime(utcnow() - timedelta(hours=1))   # never stored
     finished = ObjectId.from_datetime(utcnow() - timedelta(hours=2))  # stored, no ledger line
     await db.seller_balances.update_one({"_id": seller}, {"$set": {

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pytest
 import trimesh
-from demo_accounts import ADMIN, BUYER, CREATOR, ROBOT, SNOWMAN
+from demo_accounts import ADMIN, BUYER, CREATOR, CREATOR2, ROBOT, SNOWMAN
 from PIL import Image
 from tornado.httpclient import HTTPRequest
 
@@ -213,7 +213,7 @@ async def test_two_step_upload_without_thumbnail_gets_preview_and_rendered_thumb
         "file_id": uploaded["file_id"]})
     assert again.status == 409 and again.json["error_code"] == "FILE_ALREADY_ATTACHED"
     other = await upload_model_file(api, token, data)
-    stranger = await tokens("creator2@hwc3d.com")
+    stranger = await tokens(CREATOR2)
     stolen = await api("POST", "/api/models", token=stranger, json={
         "title": "Not mine", "price": "1.00", "category": "Abstract",
         "file_id": other["file_id"]})
@@ -504,7 +504,7 @@ async def test_edit_refuses_bad_input(api, tokens, body, status):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_edit_cannot_attach_someone_elses_upload(api, tokens):
-    other = await tokens("creator2@hwc3d.com")
+    other = await tokens(CREATOR2)
     data, _ = icosphere_glb(1)
     theirs = await upload_model_file(api, other, data)
     reply = await api("PUT", f"/api/models/{ROBOT}", token=await tokens(CREATOR),

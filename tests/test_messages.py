@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER, BUYER2, BUYER2_ID, BUYER_ID, CREATOR, CREATOR_ID
+from demo_accounts import ADMIN, BUYER, BUYER2, BUYER2_ID, BUYER_ID, CREATOR, CREATOR_ID
 
 from documents import messages, users
 
@@ -144,7 +144,7 @@ async def test_strangers_cannot_read_or_write_a_conversation(api, tokens, servic
     assert reply.status == 404
     assert await services.db.direct_messages.count_documents({}) == 1
     assert (await api("GET", "/api/messages", token=stranger)).json["total"] == 0
-    staff = await api("GET", path, token=await tokens("admin@hwc3d.com"))
+    staff = await api("GET", path, token=await tokens(ADMIN))
     assert staff.status == 404                    # private: not even staff read DMs
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from demo_accounts import BUYER, BUYER2
 from tornado.websocket import websocket_connect
 
 import realtime.hub
@@ -28,13 +29,13 @@ async def next_event(conn, type, timeout=5.0):
 
 @pytest.mark.gen_test
 async def test_direct_message_is_delivered_live(api, tokens, base_url):
-    recipient = await tokens("buyer2@hwc3d.com")
+    recipient = await tokens(BUYER2)
     url = base_url.replace("http", "ws", 1) + f"/ws/notifications?token={recipient}"
     conn = await websocket_connect(url)
     try:
         await conn.write_message(json.dumps({"type": "ping"}))
         await next_event(conn, "pong")   # the server has joined the channel by now
-        reply = await api("POST", "/api/messages", token=await tokens("buyer@hwc3d.com"),
+        reply = await api("POST", "/api/messages", token=await tokens(BUYER),
                           json={"recipient_id": "650000000000000000000006",
                                 "content": "Are you there?"})
         assert reply.status == 201

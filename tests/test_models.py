@@ -570,10 +570,10 @@ async def test_a_bought_model_cannot_be_deleted_by_its_creator_but_staff_can(api
     robot = ObjectId("652000000000000000000001")  # creator@hwc3d.com's, approved
     await services.db.purchases.insert_one({"user_id": ObjectId("650000000000000000000005"),
                                             "model_id": robot, "status": "active"})
-    reply = await api("DELETE", f"/api/models/{robot}", token=await tokens("creator@hwc3d.com"))
+    reply = await api("DELETE", f"/api/models/{robot}", token=await tokens(CREATOR))
     assert reply.status == 409 and reply.json["error_code"] == "MODEL_HAS_PURCHASES"
     assert await services.db.models.count_documents({"_id": robot}) == 1
 
-    reply = await api("DELETE", f"/api/admin/models/{robot}", token=await tokens("admin@hwc3d.com"))
+    reply = await api("DELETE", f"/api/admin/models/{robot}", token=await tokens(ADMIN))
     assert reply.status == 204
     assert await services.db.models.count_documents({"_id": robot}) == 0

@@ -2,7 +2,7 @@
 read, read-all, delete; only the owner's notifications exist for a caller."""
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER, BUYER2, BUYER2_ID, BUYER_ID
+from demo_accounts import ADMIN, BUYER, BUYER2, BUYER2_ID, BUYER_ID
 
 from documents import notifications
 
@@ -141,7 +141,7 @@ async def test_ticket_reply_creates_a_notification(api, tokens):
     ticket = await api("POST", "/api/support/tickets", token=buyer,
                        json={"subject": "Help me", "category": "Other", "message": "Hello"})
     await api("POST", f"/api/admin/support/tickets/{ticket.json['id']}/messages",
-              json={"content": "Hi, how can we help?"}, token=await tokens("admin@hwc3d.com"))
+              json={"content": "Hi, how can we help?"}, token=await tokens(ADMIN))
     inbox = await api("GET", "/api/users/me/notifications", token=buyer)
     [note] = inbox.json["items"]
     assert note["type"] == "ticket_reply" and note["is_read"] is False

@@ -16,7 +16,7 @@ import pytest
 import spec_conformance
 from aiosmtpd.controller import Controller
 from conftest import free_port
-from demo_accounts import CREATOR
+from demo_accounts import ADMIN, BUYER, CREATOR
 from mail_support import Inbox, email_status
 from processes import Server, clean_env
 from upload_support import mesh_bytes, upload
@@ -107,7 +107,7 @@ class TestPayments:
 
     @pytest.mark.gen_test(timeout=60)
     async def test_payment_provider_calls_are_timed_and_a_decline_is_no_failure(self, api, tokens):
-        admin, buyer = await tokens("admin@hwc3d.com"), await tokens("buyer@hwc3d.com")
+        admin, buyer = await tokens(ADMIN), await tokens(BUYER)
         course = await api("POST", "/api/admin/courses", token=admin,
                            json={"title": "Texturing", "difficulty": "intermediate",
                                  "price": 29.99, "video_url": "/videos/texturing.mp4"})

@@ -7,6 +7,7 @@ Application, one per limit kind, so that the counts do not depend on any other a
 import pytest
 import redis
 from conftest import test_settings as make_settings
+from demo_accounts import ADMIN, BUYER, BUYER2
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
@@ -126,8 +127,8 @@ async def test_anonymous_limit_answers_429_with_retry_after(api, services, backe
 
 @pytest.mark.gen_test
 async def test_authenticated_staff_and_upload_limits_are_separate(api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
-    admin = await tokens("admin@hwc3d.com")
+    buyer = await tokens(BUYER)
+    admin = await tokens(ADMIN)
     assert await statuses(api, 3) == [200] * 3            # anonymous, from the same address
     assert_rate_limited(await api("GET", "/api/_test/open"))
     assert await statuses(api, 4, token=buyer) == [200] * 4   # authenticated: its own count
@@ -136,7 +137,7 @@ async def test_authenticated_staff_and_upload_limits_are_separate(api, tokens):
     assert_rate_limited(await api("POST", "/api/_test/upload", token=buyer), window=3600)
     assert await statuses(api, 6, token=admin) == [200] * 6   # staff: the admin limit
     assert_rate_limited(await api("GET", "/api/_test/member", token=admin))
-    other = await tokens("buyer2@hwc3d.com")
+    other = await tokens(BUYER2)
     assert (await api("GET", "/api/_test/member", token=other)).status == 200
 
 
@@ -165,10 +166,10 @@ async def test_default_limits_20_anonymous_100_authenticated_more_for_staff(api,
         RateLimit(1000, 60))
     assert await statuses(api, 20) == [200] * 20
     assert_rate_limited(await api("GET", "/api/_test/open"))
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     assert set(await statuses(api, 100, token=buyer)) == {200}
     assert_rate_limited(await api("GET", "/api/_test/member", token=buyer))
-    admin = await tokens("admin@hwc3d.com")
+    admin = await tokens(ADMIN)
     assert set(await statuses(api, 101, token=admin)) == {200}
 
 

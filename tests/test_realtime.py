@@ -15,7 +15,7 @@ import uuid
 import pytest
 from bson import ObjectId
 from conftest import test_settings as settings_for
-from demo_accounts import BUYER_ID
+from demo_accounts import BUYER, BUYER_ID, MODERATOR
 from instances import Instance, start_instance, stop_instance
 from socket_support import connect, frame, join, new_community, next_of, send, sign_in, until, ws_url
 
@@ -56,7 +56,7 @@ async def new_ticket(instance: Instance, token: str) -> str:
 @pytest.mark.gen_test(timeout=30)
 async def test_event_on_b_reaches_client_on_a(cluster):
     a, b = cluster
-    buyer = await sign_in(a.services, "buyer@hwc3d.com")
+    buyer = await sign_in(a.services, BUYER)
     ticket = await new_ticket(a, buyer)
     owner, _ = await join(ws_url(a.base_url, f"/ws/support/{ticket}", buyer))
 
@@ -66,7 +66,7 @@ async def test_event_on_b_reaches_client_on_a(cluster):
     got = await next_of(owner, "ticket_status_changed")
     assert got["offset"] == published["offset"] and got["data"]["status"] == "active"
 
-    staff = await sign_in(b.services, "moderator@hwc3d.com")
+    staff = await sign_in(b.services, MODERATOR)
     status, message = await b.call("POST", f"/api/admin/support/tickets/{ticket}/messages",
                                    staff, {"content": "Looking into it"})
     assert status == 201, message
@@ -79,13 +79,13 @@ async def test_event_on_b_reaches_client_on_a(cluster):
 @pytest.mark.gen_test(timeout=30)
 async def test_presence_shows_who_is_in_a_ticket_across_instances(cluster):
     a, b = cluster
-    buyer = await sign_in(a.services, "buyer@hwc3d.com")
+    buyer = await sign_in(a.services, BUYER)
     ticket = await new_ticket(a, buyer)
     owner, opening = await join(ws_url(a.base_url, f"/ws/support/{ticket}", buyer))
     assert opening["presence"]["data"]["staff_online"] is False
 
     agent, opening = await join(ws_url(b.base_url, f"/ws/support/{ticket}",
-                                       await sign_in(b.services, "moderator@hwc3d.com")))
+                                       await sign_in(b.services, MODERATOR)))
     presence = opening["presence"]["data"]
     assert {(u["username"], u["is_staff"]) for u in presence["users"]} == {
         ("buyer", False), ("moderator", True)}
@@ -109,7 +109,7 @@ async def test_presence_shows_who_is_in_a_ticket_across_instances(cluster):
 async def test_reconnect_elsewhere_recovers_exactly_the_missed_events(cluster):
     a, b = cluster
     community = await new_community(a.services.db, members=(BUYER_ID,))
-    channel, token = f"community:{community}", await sign_in(a.services, "buyer@hwc3d.com")
+    channel, token = f"community:{community}", await sign_in(a.services, BUYER)
     conn, _ = await join(ws_url(a.base_url, f"/ws/community/{community}", token))
     seen = await a.hub.publish(channel, "new_post", {"n": 0})
     assert (await next_of(conn, "new_post"))["offset"] == seen["offset"]
@@ -140,7 +140,7 @@ def settings_overrides(request):
 @pytest.mark.parametrize("settings_overrides", [{"history_size": 10}], indirect=True)
 async def test_since_older_than_the_kept_history_is_not_recovered(cluster):
     a, b = cluster
-    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
+    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, BUYER)
     first = await b.hub.publish(channel, "announcement", {"n": 0})
     for n in range(250):          # MAXLEN ~ trims whole stream nodes (100 entries each)
         await b.hub.publish(channel, "announcement", {"n": n + 1})
@@ -161,7 +161,7 @@ async def test_since_older_than_the_kept_history_is_not_recovered(cluster):
                          indirect=True)
 async def test_slow_consumer_on_a_is_closed_while_others_receive(cluster):
     a, b = cluster
-    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
+    channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, BUYER)
     slow, _ = await join(ws_url(a.base_url, "/ws/notifications", token), presence=False)
     readers = [(await join(ws_url(i.base_url, "/ws/notifications", token), presence=False))[0]
                for i in (a, b)]
@@ -188,7 +188,7 @@ async def test_slow_consumer_on_a_is_closed_while_others_receive(cluster):
 @pytest.mark.gen_test(timeout=30)
 async def test_redis_subscribes_only_to_channels_with_local_subscribers(cluster):
     a, b = cluster
-    token = await sign_in(a.services, "buyer@hwc3d.com")
+    token = await sign_in(a.services, BUYER)
     channel = f"hwc3d:rt:ch:notifications:{BUYER_ID}"
     redis = a.hub.broker.commands
 
@@ -219,7 +219,7 @@ async def test_redis_going_away_and_coming_back(tmp_path, own_redis):
     a = await start_instance(settings)
     b = await start_instance(settings, db=a.services.db)
     try:
-        channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, "buyer@hwc3d.com")
+        channel, token = f"notifications:{BUYER_ID}", await sign_in(a.services, BUYER)
         on_a, _ = await join(ws_url(a.base_url, "/ws/notifications", token), presence=False)
         on_b, _ = await join(ws_url(b.base_url, "/ws/notifications", token), presence=False)
         before = await b.hub.publish(channel, "announcement", {"n": "before"})

@@ -18,7 +18,7 @@ import json
 
 import pytest
 from conftest import test_settings as settings_for
-from demo_accounts import CREATOR_ID, GAME_ASSETS
+from demo_accounts import BUYER, BUYER2, CREATOR, CREATOR_ID, GAME_ASSETS
 from instances import start_instance, stop_instance
 from realtime_members import Member, next_event, post, read, ready, until
 
@@ -59,9 +59,9 @@ def pair(io_loop, tmp_path, redis_settings, settings_overrides):
 @pytest.mark.gen_test(timeout=40)
 async def test_a_follow_through_b_reaches_the_followed_users_socket_on_a(pair):
     a, b = pair
-    followed = await a.socket("/ws/notifications", await a.token("creator@hwc3d.com"))
+    followed = await a.socket("/ws/notifications", await a.token(CREATOR))
     await ready(followed)
-    status, _ = await b.call("POST", "/api/users/creator/follow", await b.token("buyer@hwc3d.com"))
+    status, _ = await b.call("POST", "/api/users/creator/follow", await b.token(BUYER))
     assert status == 201
     event = await next_event(followed, "new_follower")
     assert event["channel"] == f"notifications:{CREATOR_ID}" and event["offset"] is not None
@@ -72,11 +72,11 @@ async def test_a_follow_through_b_reaches_the_followed_users_socket_on_a(pair):
 @pytest.mark.gen_test(timeout=40)
 async def test_a_post_through_b_reaches_members_on_both_instances(pair):
     a, b = pair
-    on_a = await a.socket(f"/ws/community/{GAME_ASSETS}", await a.token("buyer2@hwc3d.com"))
-    on_b = await b.socket(f"/ws/community/{GAME_ASSETS}", await b.token("buyer2@hwc3d.com"))
+    on_a = await a.socket(f"/ws/community/{GAME_ASSETS}", await a.token(BUYER2))
+    on_b = await b.socket(f"/ws/community/{GAME_ASSETS}", await b.token(BUYER2))
     for conn in (on_a, on_b):
         await ready(conn)
-    written = await post(b, GAME_ASSETS, await b.token("buyer@hwc3d.com"), "Fresh low-poly fox")
+    written = await post(b, GAME_ASSETS, await b.token(BUYER), "Fresh low-poly fox")
     seen = [await next_event(conn, "new_post") for conn in (on_a, on_b)]
     assert {e["data"]["id"] for e in seen} == {written}
     assert seen[0]["offset"] == seen[1]["offset"] is not None
@@ -87,7 +87,7 @@ async def test_a_post_through_b_reaches_members_on_both_instances(pair):
 @pytest.mark.gen_test(timeout=40)
 async def test_since_recovers_exactly_the_events_missed_meanwhile(pair):
     a, b = pair
-    member, author = await a.token("buyer2@hwc3d.com"), await b.token("buyer@hwc3d.com")
+    member, author = await a.token(BUYER2), await b.token(BUYER)
     conn = await a.socket(f"/ws/community/{GAME_ASSETS}", member)
     await ready(conn)
     await post(b, GAME_ASSETS, author, "Before")
@@ -113,7 +113,7 @@ async def test_since_recovers_exactly_the_events_missed_meanwhile(pair):
                          indirect=True)
 async def test_a_slow_consumer_on_a_is_closed_while_others_receive_everything(pair):
     a, b = pair
-    token = await a.token("buyer@hwc3d.com")
+    token = await a.token(BUYER)
     channel = "notifications:650000000000000000000005"
     slow = await a.socket("/ws/notifications", token)             # never reads again
     readers = [await i.socket("/ws/notifications", token) for i in (a, b)]

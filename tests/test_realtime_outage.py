@@ -15,6 +15,7 @@ import uuid
 import pytest
 from community_support import GAME, CommunityInstance, next_event, read, ready
 from conftest import test_settings as settings_for
+from demo_accounts import BUYER, BUYER2, CREATOR2
 from instances import start_instance, stop_instance
 from socket_support import until
 
@@ -59,10 +60,10 @@ async def test_posts_acknowledged_while_redis_restarts_empty_all_reach_the_other
         tmp_path, own_redis):
     a, b = await two_instances(tmp_path, own_redis)
     try:
-        author = await a.sign_in("buyer@hwc3d.com")
+        author = await a.sign_in(BUYER)
         on_a = await a.socket(GAME, author)
-        on_b = await b.socket(GAME, await b.sign_in("buyer2@hwc3d.com"))
-        away = await b.socket(GAME, await b.sign_in("creator2@hwc3d.com"))
+        on_b = await b.socket(GAME, await b.sign_in(BUYER2))
+        away = await b.socket(GAME, await b.sign_in(CREATOR2))
         for conn in (on_a, on_b, away):
             await ready(conn)
 
@@ -96,7 +97,7 @@ async def test_posts_acknowledged_while_redis_restarts_empty_all_reach_the_other
         assert resyncs == [] and sorted(p["data"]["id"] for p in mine) == sorted(acked)
 
         # Redis lost its history; the instances wrote it back: `since` recovers everything
-        back = await b.socket(GAME, await b.sign_in("creator2@hwc3d.com") +
+        back = await b.socket(GAME, await b.sign_in(CREATOR2) +
                               f"&since={seen['offset']}")
         recovered = await next_event(back, "recovered")
         assert recovered["data"]["recovered"] is True, recovered["data"]
@@ -115,8 +116,8 @@ async def test_posts_acknowledged_while_redis_restarts_empty_all_reach_the_other
 async def test_an_outage_longer_than_the_outbox_sends_resync_not_a_gap(tmp_path, own_redis):
     a, b = await two_instances(tmp_path, own_redis, outbox_size=3)
     try:
-        author = await a.sign_in("buyer@hwc3d.com")
-        on_b = await b.socket(GAME, await b.sign_in("buyer2@hwc3d.com"))
+        author = await a.sign_in(BUYER)
+        on_b = await b.socket(GAME, await b.sign_in(BUYER2))
         await ready(on_b)
         before = await post(a, author, 0)
         first = await next_event(on_b, "new_post")
@@ -144,7 +145,7 @@ async def test_an_outage_longer_than_the_outbox_sends_resync_not_a_gap(tmp_path,
         # live delivery goes on; a client that recovers across the outage is told too
         after = await post(a, author, 9)
         assert (await next_event(on_b, "new_post", 20))["data"]["id"] == after
-        late = await b.socket(GAME, await b.sign_in("creator2@hwc3d.com") +
+        late = await b.socket(GAME, await b.sign_in(CREATOR2) +
                               f"&since={first['offset']}")
         recovered = await next_event(late, "recovered")
         assert recovered["data"]["recovered"] is True

@@ -13,7 +13,7 @@ import json
 import pytest
 from community_support import GAME
 from conftest import test_settings as settings_for
-from demo_accounts import BUYER_ID, DEMO_PASSWORD
+from demo_accounts import ADMIN, BUYER, BUYER2, BUYER_ID, DEMO_PASSWORD
 from instances import start_instance, stop_instance
 from socket_support import connect, frame, join, sign_in, ws_url
 
@@ -68,7 +68,7 @@ async def still_open(conn) -> bool:
 @pytest.mark.gen_test(timeout=60)
 async def test_logout_closes_that_sessions_sockets_on_the_other_instance(cluster):
     a, b = cluster
-    ending, staying = await pair_for(a, "buyer@hwc3d.com"), await pair_for(a, "buyer@hwc3d.com")
+    ending, staying = await pair_for(a, BUYER), await pair_for(a, BUYER)
     doomed = await open_sockets(b, ending["access_token"])
     other, _ = await join(ws_url(b.base_url, "/ws/notifications", staying["access_token"]),
                           presence=False)
@@ -92,12 +92,12 @@ async def refused_now(instance, token: str) -> tuple[int, str]:
 @pytest.mark.gen_test(timeout=60)
 async def test_a_ban_closes_every_socket_of_the_user_on_the_other_instance(cluster):
     a, b = cluster
-    doomed = [*await open_sockets(b, await sign_in(b.services, "buyer@hwc3d.com")),
-              *await open_sockets(a, await sign_in(a.services, "buyer@hwc3d.com"))]
+    doomed = [*await open_sockets(b, await sign_in(b.services, BUYER)),
+              *await open_sockets(a, await sign_in(a.services, BUYER))]
     bystander, _ = await join(ws_url(b.base_url, "/ws/notifications",
-                                     await sign_in(b.services, "buyer2@hwc3d.com")),
+                                     await sign_in(b.services, BUYER2)),
                               presence=False)
-    admin = await sign_in(a.services, "admin@hwc3d.com")
+    admin = await sign_in(a.services, ADMIN)
     status, body = await a.call("POST", f"/api/admin/users/{BUYER_ID}/ban", admin,
                                 {"reason": "Fraudulent chargebacks"})
     assert status == 200, body
@@ -110,7 +110,7 @@ async def test_a_ban_closes_every_socket_of_the_user_on_the_other_instance(clust
 @pytest.mark.gen_test(timeout=60)
 async def test_refresh_token_reuse_revokes_the_family_on_rest_and_its_sockets(cluster):
     a, b = cluster
-    first = await pair_for(a, "buyer@hwc3d.com")
+    first = await pair_for(a, BUYER)
     status, second = await a.call("POST", "/api/auth/refresh", None,
                                   {"refresh_token": first["refresh_token"]})
     assert status == 200, second
@@ -133,7 +133,7 @@ async def test_refresh_token_reuse_revokes_the_family_on_rest_and_its_sockets(cl
 @pytest.mark.gen_test(timeout=60)
 async def test_a_password_change_closes_the_users_sockets_everywhere(cluster):
     a, b = cluster
-    token = await sign_in(a.services, "buyer2@hwc3d.com")
+    token = await sign_in(a.services, BUYER2)
     doomed = await open_sockets(b, token)
     status, body = await a.call("PUT", "/api/users/me/password", token, {
         "current_password": DEMO_PASSWORD, "new_password": "An0ther-Secret"})

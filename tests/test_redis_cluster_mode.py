@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 from conftest import test_settings as settings_for
-from demo_accounts import CREATOR_ID, GAME_ASSETS
+from demo_accounts import BUYER, BUYER2, CREATOR, CREATOR_ID, GAME_ASSETS, MODERATOR
 from instances import start_instance, stop_instance
 from processes import Server, clean_env
 from realtime_members import (
@@ -55,13 +55,13 @@ def cluster_pair(io_loop, tmp_path, redis_cluster):
 @pytest.mark.gen_test(timeout=60)
 async def test_posts_reach_members_whatever_shard_their_community_lands_on(cluster_pair):
     a, b = cluster_pair
-    on_a = await a.token("moderator@hwc3d.com")   # staff: created communities are active
+    on_a = await a.token(MODERATOR)   # staff: created communities are active
     communities = await communities_on_every_shard(a, on_a)
     assert len(communities) == 3
     sockets = {c: await a.socket(f"/ws/community/{c}", on_a) for c in communities.values()}
     for conn in sockets.values():
         await ready(conn)
-    on_b = await b.token("moderator@hwc3d.com")
+    on_b = await b.token(MODERATOR)
     written = {c: await post(b, c, on_b, f"Hello shard {c}") for c in communities.values()}
     for community, conn in sockets.items():
         event = await next_event(conn, "new_post")
@@ -74,7 +74,7 @@ async def test_posts_reach_members_whatever_shard_their_community_lands_on(clust
 async def test_an_instance_subscribes_each_channel_once_on_the_master_that_owns_it(
         cluster_pair):
     a, _b = cluster_pair
-    token = await a.token("moderator@hwc3d.com")
+    token = await a.token(MODERATOR)
     communities = await communities_on_every_shard(a, token)
     sockets = []
     for shard, community in communities.items():
@@ -95,10 +95,10 @@ async def test_an_instance_subscribes_each_channel_once_on_the_master_that_owns_
 @pytest.mark.gen_test(timeout=60)
 async def test_every_key_of_a_channel_lives_in_one_slot(cluster_pair):
     a, b = cluster_pair
-    token = await a.token("buyer2@hwc3d.com")
+    token = await a.token(BUYER2)
     conn = await a.socket(f"/ws/community/{GAME_ASSETS}", token)      # presence keys
     await ready(conn)
-    await post(b, GAME_ASSETS, await b.token("buyer@hwc3d.com"), "Counting slots")  # offset, history
+    await post(b, GAME_ASSETS, await b.token(BUYER), "Counting slots")  # offset, history
     await next_event(conn, "new_post")
     redis = a.hub.broker.commands
     keys = [key async for key in redis.scan_iter(match=f"*{GAME_ASSETS}*", count=1000)]
@@ -114,7 +114,7 @@ async def test_every_key_of_a_channel_lives_in_one_slot(cluster_pair):
 async def test_a_community_whose_slot_moves_to_another_master_keeps_delivering(
         cluster_pair, redis_cluster):
     a, b = cluster_pair
-    member, author = await a.token("buyer2@hwc3d.com"), await b.token("buyer@hwc3d.com")
+    member, author = await a.token(BUYER2), await b.token(BUYER)
     conn = await a.socket(f"/ws/community/{GAME_ASSETS}", member)
     await ready(conn)
     first = await post(b, GAME_ASSETS, author, "Before the move")
@@ -157,9 +157,9 @@ def two_processes(tmp_path, redis_cluster, subprocess_store):
 @pytest.mark.gen_test(timeout=90)
 async def test_two_server_processes_on_the_cluster_carry_follows_and_posts(two_processes):
     a, b = two_processes
-    followed = await process_socket(a, "/ws/notifications", await log_in(a, "creator@hwc3d.com"))
-    member = await process_socket(a, f"/ws/community/{GAME_ASSETS}", await log_in(a, "buyer2@hwc3d.com"))
-    buyer = await log_in(b, "buyer@hwc3d.com")
+    followed = await process_socket(a, "/ws/notifications", await log_in(a, CREATOR))
+    member = await process_socket(a, f"/ws/community/{GAME_ASSETS}", await log_in(a, BUYER2))
+    buyer = await log_in(b, BUYER)
     client = AsyncHTTPClient()
     reply = await client.fetch(HTTPRequest(
         f"http://127.0.0.1:{b.port}/api/users/creator/follow", method="POST", body=b"",
@@ -211,7 +211,7 @@ async def test_posts_written_while_a_master_fails_over_all_reach_the_member(
     a = await start_instance(settings, cls=Member)
     b = await start_instance(settings, db=a.services.db, cls=Member)
     try:
-        member, author = await a.token("buyer2@hwc3d.com"), await b.token("buyer@hwc3d.com")
+        member, author = await a.token(BUYER2), await b.token(BUYER)
         conn = await a.socket(f"/ws/community/{GAME_ASSETS}", member)
         await ready(conn)
         await post(b, GAME_ASSETS, author, "Before the failover")

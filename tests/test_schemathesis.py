@@ -23,7 +23,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from conftest import free_port
-from demo_accounts import ADMIN_TOTP_SECRET, DEMO_PASSWORD
+from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, DEMO_PASSWORD
 from sweep_support import Client, SweepServer
 
 MAX_EXAMPLES = 3
@@ -76,7 +76,7 @@ def server(tmp_path_factory, provider):
 def admin_token(base: str) -> str:
     client = Client(int(base.rsplit(":", 1)[1]))
     reply = client.request("POST", "/api/auth/admin/login", json_body={
-        "email": "admin@hwc3d.com", "password": DEMO_PASSWORD,
+        "email": ADMIN, "password": DEMO_PASSWORD,
         "otp_code": pyotp.TOTP(ADMIN_TOTP_SECRET).now()})
     assert reply.status == 200, reply.body
     return reply.json["access_token"]

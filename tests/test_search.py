@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 from bson import ObjectId
-from demo_accounts import ROBOT
+from demo_accounts import ADMIN, BUYER, CREATOR, MODERATOR, ROBOT
 
 from documents import catalog, search_kinds, users
 from documents.seed import fixture_documents
@@ -128,7 +128,7 @@ async def test_models_search_with_filters(api, services):
 @pytest.mark.gen_test
 async def test_models_search_staff_and_owner_see_no_hidden_models(api, tokens, services):
     [pending] = await add_models(services, [{"title": f"{WORD} draft", "status": "pending"}])
-    for email in ("admin@hwc3d.com", "creator@hwc3d.com"):
+    for email in (ADMIN, CREATOR):
         reply = await search(api, await tokens(email), q=WORD, type="models")
         assert pending not in ids(reply) and reply.json["total"] == 0
 
@@ -178,7 +178,7 @@ async def test_users_search_public_profiles_with_filters(api, tokens, services):
     seeded = ids(await search(api, type="users", is_verified="true", skills="Blender"))
     assert seeded == {"650000000000000000000003", "650000000000000000000004", blender}
     # a staff viewer gets the same public view
-    reply = await search(api, await tokens("admin@hwc3d.com"), q=WORD, type="users")
+    reply = await search(api, await tokens(ADMIN), q=WORD, type="users")
     assert ids(reply) == {blender, sculptor, buyer}
 
 
@@ -213,11 +213,11 @@ async def test_communities_search_visibility_and_filters(api, tokens, services):
     for params, expected in cases:
         assert ids(await search(api, q=WORD, type="communities", **params)) == expected, params
 
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     for status in ("pending", "suspended"):
         reply = await search(api, buyer, q=WORD, type="communities", status=status)
         assert reply.status == 403 and reply.json["error_code"] == "FORBIDDEN"
-    moderator = await tokens("moderator@hwc3d.com")
+    moderator = await tokens(MODERATOR)
     assert ids(await search(api, moderator, q=WORD, type="communities")) == {
         big, private, small, pending, suspended}
     assert ids(await search(api, moderator, q=WORD, type="communities",

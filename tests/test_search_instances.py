@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import test_settings as settings_for
-from demo_accounts import ROBOT
+from demo_accounts import ADMIN, CREATOR, ROBOT
 from instances import start_instance, stop_instance
 
 pytestmark = pytest.mark.store  # opens instances on the test's store itself
@@ -62,8 +62,8 @@ async def titles_suggested(instance, text: str) -> list[tuple[str, str]]:
 @pytest.mark.gen_test(timeout=120)
 async def test_an_edit_hiding_and_deletion_on_one_instance_show_on_the_other_at_once(pair):
     a, b = pair
-    creator = await token_for(a, "creator@hwc3d.com")
-    admin = await token_for(b, "admin@hwc3d.com")
+    creator = await token_for(a, CREATOR)
+    admin = await token_for(b, ADMIN)
     status, model = await a.call("GET", f"/api/models/{ROBOT}")
     assert status == 200, model
     old_title = model["title"]

@@ -14,7 +14,7 @@ import time
 import jwt
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER2_ID, BUYER_ID
+from demo_accounts import ADMIN, BUYER, BUYER2, BUYER2_ID, BUYER_ID, MODERATOR
 from socket_support import (
     connect,
     frame,
@@ -45,7 +45,7 @@ def _served(http_server):
 
 @pytest.mark.gen_test
 async def test_missing_bad_expired_and_revoked_tokens_get_4401(services, base_url, api, tokens):
-    ticket = await new_ticket(api, await tokens("buyer@hwc3d.com"))
+    ticket = await new_ticket(api, await tokens(BUYER))
     path = f"/ws/support/{ticket}"
     assert (await refused(ws_url(base_url, path)))[0] == 4401
     assert (await refused(ws_url(base_url, path, "not-a-jwt")))[0] == 4401
@@ -57,7 +57,7 @@ async def test_missing_bad_expired_and_revoked_tokens_get_4401(services, base_ur
     code, reason = await refused(ws_url(base_url, path, expired))
     assert (code, reason) == (4401, "Access token expired")
 
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     await sessions.revoke_access_token(services.db, sessions.decode_access_token(settings, token))
     code, reason = await refused(ws_url(base_url, path, token))
     assert (code, reason) == (4401, "Access token revoked")
@@ -77,7 +77,7 @@ async def test_socket_is_closed_when_its_token_expires(services, base_url):
 
 @pytest.mark.gen_test
 async def test_token_from_header_or_cookie(base_url, api, tokens):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     ticket = await new_ticket(api, token)
     for headers in ({"Authorization": f"Bearer {token}"}, {"Cookie": f"access_token={token}"}):
         conn, opening = await join(ws_url(base_url, f"/ws/support/{ticket}"), headers)
@@ -87,8 +87,8 @@ async def test_token_from_header_or_cookie(base_url, api, tokens):
 
 @pytest.mark.gen_test
 async def test_ticket_access_4403_4404_and_staff(base_url, api, tokens):
-    ticket = await new_ticket(api, await tokens("buyer@hwc3d.com"))
-    other = await tokens("buyer2@hwc3d.com")
+    ticket = await new_ticket(api, await tokens(BUYER))
+    other = await tokens(BUYER2)
     assert await refused(ws_url(base_url, f"/ws/support/{ticket}", other)) == \
         (4403, "Not your ticket")
     assert await refused(ws_url(base_url, f"/ws/support/{ObjectId()}", other)) == \
@@ -96,7 +96,7 @@ async def test_ticket_access_4403_4404_and_staff(base_url, api, tokens):
     assert (await refused(ws_url(base_url, "/ws/support/not-an-id", other)))[0] == 4404
 
     conn, opening = await join(ws_url(base_url, f"/ws/support/{ticket}",
-                                      await tokens("moderator@hwc3d.com")))
+                                      await tokens(MODERATOR)))
     assert opening["connected"]["channel"] == f"support:{ticket}"
     assert opening["presence"]["data"]["staff_online"] is True
     conn.close()
@@ -104,7 +104,7 @@ async def test_ticket_access_4403_4404_and_staff(base_url, api, tokens):
 
 @pytest.mark.gen_test
 async def test_origin_must_be_allowed(base_url, api, tokens):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     url = ws_url(base_url, "/ws/notifications", token)
     with pytest.raises(HTTPClientError) as refused_origin:
         await connect(url, {"Origin": "https://evil.example"})
@@ -117,7 +117,7 @@ async def test_origin_must_be_allowed(base_url, api, tokens):
 
 @pytest.mark.gen_test
 async def test_support_message_frame_is_stored_like_rest(services, base_url, api, tokens):
-    buyer, staff = await tokens("buyer@hwc3d.com"), await tokens("moderator@hwc3d.com")
+    buyer, staff = await tokens(BUYER), await tokens(MODERATOR)
     ticket = await new_ticket(api, buyer)
     owner, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", buyer))
     agent, opening = await join(ws_url(base_url, f"/ws/support/{ticket}", staff))
@@ -152,11 +152,11 @@ async def test_support_message_frame_is_stored_like_rest(services, base_url, api
 
 @pytest.mark.gen_test
 async def test_typing_is_throttled_and_not_stored(services, base_url, api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     ticket = await new_ticket(api, buyer)
     owner, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", buyer))
     agent, _ = await join(ws_url(base_url, f"/ws/support/{ticket}",
-                                 await tokens("admin@hwc3d.com")))
+                                 await tokens(ADMIN)))
     for _ in range(3):
         await send(owner, {"type": "typing", "is_typing": True})
     await send(owner, {"type": "typing", "is_typing": False})
@@ -178,7 +178,7 @@ async def test_typing_is_throttled_and_not_stored(services, base_url, api, token
 @pytest.mark.parametrize("settings_overrides", [
     {"rate_limits_enabled": True, "rate_limit_default": RateLimit(3, 60)}], indirect=True)
 async def test_message_frames_share_the_rest_rate_limit(services, base_url, api, tokens):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     ticket = await new_ticket(api, buyer)                                   # request 1
     conn, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", buyer))
     for n in range(2):                                                      # 2 and 3
@@ -220,7 +220,7 @@ BAD_FRAMES = [
 @pytest.mark.gen_test
 async def test_every_bad_frame_gets_an_error_and_the_socket_stays_open(services, base_url, api,
                                                                        tokens):
-    buyer = await tokens("buyer@hwc3d.com")
+    buyer = await tokens(BUYER)
     ticket = await new_ticket(api, buyer)
     conn, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", buyer))
     for payload, code in BAD_FRAMES:
@@ -237,7 +237,7 @@ async def test_every_bad_frame_gets_an_error_and_the_socket_stays_open(services,
 
 @pytest.mark.gen_test
 async def test_notifications_socket_refuses_writes_and_marks_read(services, base_url, tokens):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     conn, opening = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     assert opening["connected"]["channel"] == f"notifications:{BUYER_ID}"
     for payload in ({"type": "message", "content": "hi"}, {"type": "typing"}, {"type": "read"}):
@@ -271,14 +271,14 @@ async def test_community_access_and_chat(services, base_url, tokens):
     public = await new_community(db, members=(BUYER_ID,))
     private = await new_community(db, private=True, members=(BUYER_ID,))
     suspended = await new_community(db, status="suspended", members=(BUYER_ID,))
-    buyer, outsider = await tokens("buyer@hwc3d.com"), await tokens("buyer2@hwc3d.com")
+    buyer, outsider = await tokens(BUYER), await tokens(BUYER2)
 
     assert (await refused(ws_url(base_url, f"/ws/community/{ObjectId()}", buyer)))[0] == 4404
     assert (await refused(ws_url(base_url, "/ws/community/x", buyer)))[0] == 4404
     assert (await refused(ws_url(base_url, f"/ws/community/{private}", outsider)))[0] == 4403
     assert (await refused(ws_url(base_url, f"/ws/community/{suspended}", buyer)))[0] == 4404
     staff, _ = await join(ws_url(base_url, f"/ws/community/{private}",
-                                 await tokens("moderator@hwc3d.com")))
+                                 await tokens(MODERATOR)))
     staff.close()
 
     member, _ = await join(ws_url(base_url, f"/ws/community/{public}", buyer))
@@ -312,7 +312,7 @@ def settings_overrides(request):
 
 @pytest.mark.gen_test
 async def test_since_recovers_exactly_the_missed_events(services, base_url, tokens):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     channel, hub = f"notifications:{BUYER_ID}", services.hub
     conn, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     first = await hub.publish(channel, "announcement", {"n": 0})
@@ -338,7 +338,7 @@ async def test_since_recovers_exactly_the_missed_events(services, base_url, toke
 
 @pytest.mark.gen_test
 async def test_since_past_the_history_bound_is_not_recovered(services, base_url, tokens):
-    token, channel = await tokens("buyer@hwc3d.com"), f"notifications:{BUYER_ID}"
+    token, channel = await tokens(BUYER), f"notifications:{BUYER_ID}"
     first = await services.hub.publish(channel, "announcement", {"n": 0})
     for n in range(6):                                         # history_size is 5
         await services.hub.publish(channel, "announcement", {"n": n + 1})
@@ -359,7 +359,7 @@ async def test_since_past_the_history_bound_is_not_recovered(services, base_url,
 @pytest.mark.parametrize("settings_overrides", [{"ws_queue_size": 8}], indirect=True)
 async def test_slow_consumer_is_closed_and_others_keep_receiving(services, base_url, tokens):
     hub, channel = services.hub, f"notifications:{BUYER_ID}"
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     slow, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     fast, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)
     received, blob = [], "x" * 60_000
@@ -385,7 +385,7 @@ async def test_slow_consumer_is_closed_and_others_keep_receiving(services, base_
 
 @pytest.mark.gen_test
 async def test_shutdown_closes_sockets_with_1001(services, base_url, api, tokens):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     ticket = await new_ticket(api, token)
     support_conn, _ = await join(ws_url(base_url, f"/ws/support/{ticket}", token))
     note_conn, _ = await join(ws_url(base_url, "/ws/notifications", token), presence=False)

@@ -3,7 +3,7 @@ the real `stripe` library against the local Stripe stand-in, no patching."""
 from __future__ import annotations
 
 import pytest
-from demo_accounts import BUYER_ID
+from demo_accounts import BUYER, BUYER_ID
 
 from tests.stripe_stub import stripe_settings
 
@@ -19,7 +19,7 @@ def body(card: str, plan: str = "pro") -> dict:
 
 @pytest.mark.gen_test
 async def test_subscription_is_charged_through_stripe(api, tokens, services, stripe_stub):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     declined = await api("POST", "/api/subscriptions/subscribe", token=token,
                          json=body("tok_chargeDeclined"))
     assert declined.status == 402 and declined.json["error_code"] == "PAYMENT_FAILED"

@@ -5,6 +5,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from bson import ObjectId
 from conftest import free_port
+from demo_accounts import ADMIN, BUYER
 
 from tests.mail_support import Inbox, email_status, plain_text
 
@@ -26,16 +27,16 @@ def settings_overrides(smtp_inbox):
 @pytest.mark.gen_test
 async def test_email_user_is_delivered_over_smtp(api, tokens, services, smtp_inbox):
     inbox, _ = smtp_inbox
-    ticket = await api("POST", "/api/support/tickets", token=await tokens("buyer@hwc3d.com"),
+    ticket = await api("POST", "/api/support/tickets", token=await tokens(BUYER),
                        json={"subject": "Refund", "category": "Refund",
                              "message": "Please refund order 42"})
     reply = await api("POST", f"/api/admin/support/tickets/{ticket.json['id']}/email",
                       json={"subject": "Your refund", "message": "It is on its way."},
-                      token=await tokens("admin@hwc3d.com"))
+                      token=await tokens(ADMIN))
     assert reply.status == 200 and reply.json["status"] == "queued"
     await email_status(services.db, ObjectId(reply.json["id"]), "sent")
     [envelope] = inbox.messages
-    assert envelope.rcpt_tos == ["buyer@hwc3d.com"]
+    assert envelope.rcpt_tos == [BUYER]
     mail = message_from_bytes(envelope.content)
     assert mail["Subject"] == "Your refund" and mail["From"] == services.settings.smtp_from
     assert "It is on its way." in plain_text(mail)
@@ -46,10 +47,10 @@ async def test_email_user_is_delivered_over_smtp(api, tokens, services, smtp_inb
 async def test_refused_email_is_recorded_failed_without_retry(api, tokens, services, smtp_inbox):
     inbox, _ = smtp_inbox
     inbox.refuse = True
-    ticket = await api("POST", "/api/support/tickets", token=await tokens("buyer@hwc3d.com"),
+    ticket = await api("POST", "/api/support/tickets", token=await tokens(BUYER),
                        json={"subject": "Refund", "category": "Refund", "message": "Hi"})
     reply = await api("POST", f"/api/admin/support/tickets/{ticket.json['id']}/email",
-                      json={"subject": "s", "message": "m"}, token=await tokens("admin@hwc3d.com"))
+                      json={"subject": "s", "message": "m"}, token=await tokens(ADMIN))
     assert reply.status == 200 and reply.json["status"] == "queued"
     stored = await email_status(services.db, ObjectId(reply.json["id"]), "failed")
     assert stored["attempts"] == 1 and stored["error"] == "SMTPDataError"  # 554: for good

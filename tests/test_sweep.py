@@ -43,7 +43,15 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 from conftest import free_port
-from demo_accounts import ADMIN_TOTP_SECRET, CREATOR2_ID, DEMO_PASSWORD, GAME_ASSETS, MODERATOR_ID, ROBOT
+from demo_accounts import (
+    ADMIN,
+    ADMIN_TOTP_SECRET,
+    CREATOR2_ID,
+    DEMO_PASSWORD,
+    GAME_ASSETS,
+    MODERATOR_ID,
+    ROBOT,
+)
 from marshmallow import RAISE, ValidationError, fields, validate
 from sweep_support import (
     JUNK_IDS,
@@ -112,7 +120,7 @@ def _sign_in(client: Client) -> dict[str, str]:
         assert reply.status == 200, reply.body
         tokens[who] = reply.json["access_token"]
     reply = client.request("POST", "/api/auth/admin/login", json_body={
-        "email": "admin@hwc3d.com", "password": DEMO_PASSWORD,
+        "email": ADMIN, "password": DEMO_PASSWORD,
         "otp_code": pyotp.TOTP(ADMIN_TOTP_SECRET).now()})
     assert reply.status == 200, reply.body
     tokens["admin"] = reply.json["access_token"]

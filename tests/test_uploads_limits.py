@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from demo_accounts import CREATOR
+from demo_accounts import BUYER, CREATOR
 from tornado.httpclient import HTTPRequest
 from upload_support import (
     MODEL_FIELDS,
@@ -94,6 +94,6 @@ async def test_upload_rate_limit_is_per_user(api, tokens):
     reply = await upload(api, "/api/upload/image", token, [("file", "a.png", png)])
     assert reply.status == 429 and reply.json["error_code"] == "RATE_LIMIT_EXCEEDED"
     assert int(reply.headers["Retry-After"]) > 0
-    other = await upload(api, "/api/upload/image", await tokens("buyer@hwc3d.com"),
+    other = await upload(api, "/api/upload/image", await tokens(BUYER),
                          [("file", "a.png", png)])
     assert other.status == 201

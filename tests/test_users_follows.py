@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
-from demo_accounts import BUYER_ID, CREATOR2_ID, CREATOR_ID, EMAILS
+from demo_accounts import BUYER, BUYER2, BUYER_ID, CREATOR, CREATOR2, CREATOR2_ID, CREATOR_ID, EMAILS
 
 
 async def counts_match_records(db) -> None:
@@ -19,7 +19,7 @@ async def counts_match_records(db) -> None:
 
 @pytest.mark.gen_test
 async def test_follow_and_unfollow(api, tokens, services):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     reply = await api("POST", "/api/users/creator/follow", token=token)
     assert reply.status == 201
     assert reply.json["is_following"] is True and reply.json["followers_count"] == 1
@@ -37,7 +37,7 @@ async def test_follow_and_unfollow(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_follow_rules(api, tokens, services):
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     reply = await api("POST", "/api/users/buyer/follow", token=token)
     assert reply.status == 400 and reply.json["error_code"] == "CANNOT_FOLLOW_SELF"
     assert (await api("POST", "/api/users/creator/follow", token=token)).status == 201
@@ -55,7 +55,7 @@ async def test_follow_rules(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_follow_notifies_the_followed_user(api, tokens, services):
-    await api("POST", "/api/users/creator/follow", token=await tokens("buyer@hwc3d.com"))
+    await api("POST", "/api/users/creator/follow", token=await tokens(BUYER))
     note = await services.db.notifications.find_one({"user_id": ObjectId(CREATOR_ID)})
     assert note is not None
     assert note["type"] == "new_follower" and note["action_url"] == "/profile/buyer"
@@ -64,12 +64,12 @@ async def test_follow_notifies_the_followed_user(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_concurrent_follows_keep_counts_exact(api, tokens, services):
-    followers = [await tokens(e) for e in EMAILS if e != "creator@hwc3d.com"]
+    followers = [await tokens(e) for e in EMAILS if e != CREATOR]
     replies = await asyncio.gather(*[
         api("POST", f"/api/users/{CREATOR_ID}/follow", token=t) for t in followers])
     assert [r.status for r in replies] == [201] * 5
     # the same follower racing itself: exactly one wins
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     replies = await asyncio.gather(*[
         api("POST", "/api/users/buyer/follow", token=token) for _ in range(6)])
     assert sorted(r.status for r in replies) == [201] + [409] * 5
@@ -90,9 +90,9 @@ async def test_concurrent_follows_keep_counts_exact(api, tokens, services):
 
 @pytest.mark.gen_test
 async def test_follower_and_following_lists(api, tokens, services):
-    for email in ("buyer@hwc3d.com", "buyer2@hwc3d.com", "creator2@hwc3d.com"):
+    for email in (BUYER, BUYER2, CREATOR2):
         await api("POST", "/api/users/creator/follow", token=await tokens(email))
-    await api("POST", "/api/users/buyer/follow", token=await tokens("creator@hwc3d.com"))
+    await api("POST", "/api/users/buyer/follow", token=await tokens(CREATOR))
 
     reply = await api("GET", "/api/users/creator/followers?limit=2")
     assert reply.status == 200
@@ -109,7 +109,7 @@ async def test_follower_and_following_lists(api, tokens, services):
     reply = await api("GET", f"/api/users/{CREATOR_ID}/following")
     assert [u["id"] for u in reply.json["items"]] == [BUYER_ID]
 
-    token = await tokens("creator@hwc3d.com")
+    token = await tokens(CREATOR)
     mine = await api("GET", "/api/users/me/followers", token=token)
     assert mine.json["total"] == 3
     mine = await api("GET", "/api/users/me/following", token=token)
@@ -125,14 +125,14 @@ async def test_follow_lists_bad_input(api, tokens):
     reply = await api("GET", "/api/users/creator/followers?page=abc")
     assert reply.status == 422 and "page" in reply.json["field_errors"]
     reply = await api("GET", "/api/users/me/followers?sort=x&limit=500",      # ignored, clamped
-                      token=await tokens("buyer@hwc3d.com"))
+                      token=await tokens(BUYER))
     assert reply.status == 200 and reply.json["limit"] == 100
 
 
 @pytest.mark.gen_test
 async def test_banned_user_cannot_be_followed(api, tokens, services):
     await services.db.users.update_one({"_id": ObjectId(CREATOR2_ID)}, {"$set": {"is_banned": True}})
-    token = await tokens("buyer@hwc3d.com")
+    token = await tokens(BUYER)
     assert (await api("POST", "/api/users/creator2/follow", token=token)).status == 404
     assert (await api("GET", "/api/users/creator2")).status == 404
     assert await services.db.follows.count_documents({}) == 0

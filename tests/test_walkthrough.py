@@ -23,7 +23,7 @@ import pytest
 import spec_conformance
 import trimesh
 from conftest import free_port
-from demo_accounts import ADMIN_TOTP_SECRET, DEMO_PASSWORD
+from demo_accounts import ADMIN, ADMIN_TOTP_SECRET, DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ def test_newcomer_walkthrough(server):
 
     otp = pyotp.TOTP(ADMIN_TOTP_SECRET).now()
     status, admin = call(server, "POST", "/api/auth/admin/login",
-                         {"email": "admin@hwc3d.com", "password": DEMO_PASSWORD, "otp_code": otp})
+                         {"email": ADMIN, "password": DEMO_PASSWORD, "otp_code": otp})
     assert status == 200, admin
     status, approved = call(server, "PUT", f"/api/admin/models/{model['id']}/approve",
                             payload={}, token=admin["access_token"])
