@@ -8,9 +8,11 @@ decides who may sign in and how:
   (bcrypt runs on a dummy hash for unknown accounts so that timing tells nothing); a banned
   or inactive account with the right password is a 403 ACCOUNT_DISABLED.
 - Email verification: one email carries both a link token and a 6-digit code, valid 24 h;
-  a new one supersedes the old.
-- Password reset: a single-use token valid 1 hour; using it sets the password, marks the
-  email verified (the mail was received) and ends every session of the account.
+  a new one supersedes the old. It is sent on registration and on request; verifying sends
+  the welcome email.
+- Password reset: a single-use token valid 1 hour, sent by email on request; using it sets
+  the password, marks the email verified (the mail was received) and ends every session of
+  the account.
 - Admin second factor: staff accounts with a `totp_secret` must give a TOTP code, either in
   the login body or through a 5-minute challenge token; each code is accepted once per time
   step. Staff without a secret sign in with the password alone (`two_factor_enabled: false`).
@@ -18,6 +20,9 @@ decides who may sign in and how:
   existing account; else a new verified buyer account with a free username is created.
 - First superadmin: `ADMIN_EMAIL` / `ADMIN_PASSWORD` create a verified superadmin at start-up
   when the store is empty (`ensure_first_admin`, README configuration table).
+
+The emails (README "Emails") go through the `mailer` given to the function that makes the
+write; a failure to record one is logged and leaves the write stored.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from datetime import timedelta
 import pyotp
 
 from config import ConfigError, Settings
-from documents import content, sessions, users
+from documents import content, email_notices, sessions, users
 from documents.errors import Conflict, DomainError, Forbidden, Unauthorized
 
 VERIFY_EMAIL = "verify_email"
@@ -65,11 +70,12 @@ async def ensure_registrations_open(db) -> None:
         raise Forbidden("New registrations are closed", "REGISTRATIONS_CLOSED")
 
 
-async def register(db, settings: Settings, *, email: str, username: str, password: str,
-                   full_name: str | None = None, user_type: str = "buyer",
+async def register(db, settings: Settings, *, mailer, email: str, username: str,
+                   password: str, full_name: str | None = None, user_type: str = "buyer",
                    first_name: str | None = None, last_name: str | None = None) -> dict:
-    """Create an unverified account; returns the user document (`full_name` defaults to
-    the first and last names joined).
+    """Create an unverified account and send it the verification email through `mailer`
+    (`send_verification`); returns the user document (`full_name` defaults to the first and
+    last names joined).
 
     `user_type` is "buyer" or "creator" (staff roles are never given here). Raises Conflict
     EMAIL_ALREADY_EXISTS / USERNAME_ALREADY_EXISTS (409), Forbidden REGISTRATIONS_CLOSED
@@ -84,7 +90,9 @@ async def register(db, settings: Settings, *, email: str, username: str, passwor
     doc = users.new_user(email, username, password_hash, full_name=full_name,
                          first_name=first_name, last_name=last_name,
                          user_type=user_type if user_type in users.USER_TYPES else "buyer")
-    return await users.insert(db, doc)
+    user = await users.insert(db, doc)
+    await send_verification(db, mailer, user)
+    return user
 
 
 async def find_account(db, login: str) -> dict | None:
@@ -131,9 +139,26 @@ async def issue_verification(db, user: dict) -> tuple[str, str]:
     return token, code
 
 
-async def verify_email(db, *, token: str | None = None, email: str | None = None,
+async def send_verification(db, mailer, user: dict) -> None:
+    """Issue a fresh verification (`issue_verification`, earlier ones superseded) and send
+    `user` the verification email with its link and code through `mailer`."""
+    token, code = await issue_verification(db, user)
+    await email_notices.after_write(email_notices.verification, mailer, user, token, code)
+
+
+async def resend_verification(db, email: str, *, mailer) -> None:
+    """Send a new verification email to the account of `email` when it exists, is not
+    verified yet and is not banned; else nothing (the caller answers the same either way)."""
+    user = await users.get_by_email(db, email)
+    if user is None or user.get("is_verified") or user.get("is_banned"):
+        return
+    await send_verification(db, mailer, user)
+
+
+async def verify_email(db, *, mailer, token: str | None = None, email: str | None = None,
                        code: str | None = None) -> dict:
-    """Mark the email verified, by link `token` or by `email` + `code`; returns the user.
+    """Mark the email verified, by link `token` or by `email` + `code`, and send the welcome
+    email through `mailer`; returns the user.
 
     Raises Unauthorized INVALID_TOKEN when the token or code is unknown, used, expired or
     wrong (five wrong codes burn it; the same answer for an unknown email).
@@ -147,7 +172,9 @@ async def verify_email(db, *, token: str | None = None, email: str | None = None
             raise Unauthorized("Invalid or expired code", "INVALID_TOKEN")
         user_id = user["_id"]
         await sessions.consume_one_time(db, VERIFY_EMAIL, user_id=user_id, code=code)
-    return await users.update(db, user_id, {"is_verified": True})
+    user = await users.update(db, user_id, {"is_verified": True})
+    await email_notices.after_write(email_notices.welcome, mailer, user)
+    return user
 
 
 # --------------------------------------------------------------------------- password reset
@@ -167,6 +194,18 @@ async def issue_reset(db, user: dict, *, admin: bool) -> str:
     purpose = ADMIN_PASSWORD_RESET if admin else PASSWORD_RESET
     token, _ = await sessions.issue_one_time(db, user["_id"], purpose, RESET_TTL)
     return token
+
+
+async def request_reset(db, email: str, *, admin: bool, mailer) -> None:
+    """Email a reset link (``/reset-password``, or ``/admin/reset-password`` when `admin`;
+    seed 000 §1, seed 001 §1) to the account of `email` when it may get one (`reset_target`,
+    staff only when `admin`); else nothing (the caller answers the same either way)."""
+    user = await reset_target(db, email, staff_only=admin)
+    if user is None:
+        return
+    token = await issue_reset(db, user, admin=admin)
+    await email_notices.after_write(email_notices.password_reset, mailer, user, token,
+                                    admin=admin)
 
 
 async def reset_password(db, settings: Settings, token: str, new_password: str, *,

@@ -4,14 +4,31 @@ routes that emails link to") and records the email through the mailer's outbox
 (`documents.outbox.Mailer`). Each returns the stored `emails` record, or None when the
 recipient has no address or turned non-transactional emails off (`email_notifications`).
 
-Callers are the `documents/` functions that make the write (orders, support) and the thin
-handlers and jobs right after it; `mailer` may be None (nothing is sent).
+Callers are the `documents/` functions that make the write (docs/architecture.md §4 "Side
+effects beside the write": accounts, follows, comments, support, orders, moderation) and
+jobs; they decide who gets an email and when, these functions only what it says. `mailer`
+may be None (nothing is sent). A write sends its email through `after_write`, so that a
+failure to record the email is logged and never undoes or fails the stored write.
 """
 from __future__ import annotations
+
+import logging
 
 from documents import users
 from documents.common import from_cents
 from documents.emails import send
+
+log = logging.getLogger("hwc3d.email_notices")
+
+
+async def after_write(notice, *args, **kwargs) -> dict | None:
+    """`await notice(*args, **kwargs)` (one of this module's functions) as the follow-up of a
+    stored write: returns its result, or None after logging the exception when it fails."""
+    try:
+        return await notice(*args, **kwargs)
+    except Exception:
+        log.exception("could not send the %s email", notice.__name__)
+        return None
 
 
 def _link(mailer, route: str, **query) -> str:
@@ -94,10 +111,8 @@ async def new_follower(mailer, follower: dict, target: dict) -> dict | None:
 
 
 async def new_comment(db, mailer, model: dict, author: dict, comment: str) -> dict | None:
-    """Non-transactional: a comment on the creator's model (``/model/<id>``); none for the
-    creator's own comments."""
-    if author["_id"] == model.get("creator_id"):
-        return None
+    """Non-transactional: `author`'s comment on `model`, to its creator (``/model/<id>``).
+    Who gets one is decided by the comment write (`engagement.add_comment`)."""
     creator = await users.get(db, model["creator_id"])
     return await send(mailer, "new_comment", creator, {
         "author": author["username"], "title": model["title"], "comment": comment[:1000],
@@ -109,10 +124,8 @@ def _ticket_link(mailer, ticket: dict) -> str:
 
 
 async def support_reply(db, mailer, ticket: dict, sender: dict, message: str) -> dict | None:
-    """A staff reply on a ticket, to its owner (``/support?ticket=<id>``); none for the
-    owner's own messages."""
-    if sender["_id"] == ticket["user_id"]:
-        return None
+    """`sender`'s reply on a ticket, to its owner (``/support?ticket=<id>``). Which messages
+    send one (staff replies) is decided by the message write (`support.add_message`)."""
     owner = await users.get(db, ticket["user_id"])
     return await send(mailer, "support_reply", owner, {
         "subject": ticket["subject"], "message": message[:2000],

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import catalog, common, notifications, users
+from documents import catalog, common, email_notices, notifications, users
 from documents.common import (
     counted_delete,
     counted_insert,
@@ -120,13 +120,15 @@ async def has_liked(db, user_id, model_id) -> bool:
 
 # --------------------------------------------------------------------------- comments
 
-async def add_comment(db, hub, model: dict, user: dict, content: str, parent_id=None) -> dict:
+async def add_comment(db, hub, model: dict, user: dict, content: str, parent_id=None, *,
+                      mailer) -> dict:
     """Store a comment of `user` on `model` (seed 000 §3 `POST .../comments`), 1–2000 chars
     (the schema strips and bounds it). `parent_id` (hex) makes it a reply (module docstring).
 
-    Bumps the model's `comment_count` (and the root's `reply_count`); the creator gets a
-    `comment_received` notification (through `hub`) unless the comment is their own.
-    Returns the document.
+    Bumps the model's `comment_count` (and the root's `reply_count`). Unless the comment is
+    their own, the creator gets a `comment_received` notification (through `hub`) and the
+    `new_comment` email (through `mailer`, README "Emails"; none when they turned emails
+    off). Returns the document.
     Raises Invalid (422) for an unknown `parent_id`; NotFound when the model vanished.
     """
     root = (await thread_root(db, COMMENTS, ("model_id", model["_id"]), parent_id, "model")
@@ -149,6 +151,8 @@ async def add_comment(db, hub, model: dict, user: dict, content: str, parent_id=
             data={"model_id": str(model["_id"]), "comment_id": str(doc["_id"]),
                   "user": users.render_brief(user)},
             action_url=f"/model/{model['_id']}")
+        await email_notices.after_write(email_notices.new_comment, db, mailer, model, user,
+                                        content)
     return doc
 
 

@@ -8,14 +8,15 @@ One document per (follower, following) pair, held unique by a compound index: a 
 follow of the same user is a 409, even when two requests race. Each follow that is stored
 (or deleted) moves `following_count` of the follower and `followers_count` of the followed
 user by exactly one, right after the write that won, so the counters equal the number of
-documents (docs/architecture.md §4).
+documents (docs/architecture.md §4). A new follow tells the followed user: a `new_follower`
+notification and, unless they turned emails off, the `new_follower` email.
 """
 from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from documents import notifications, users
+from documents import email_notices, notifications, users
 from documents.common import iso, paginate, utcnow
 from documents.errors import BadRequest, Conflict, NotFound
 from realtime import channels
@@ -36,10 +37,11 @@ async def _count(db, follower_id, following_id, step: int) -> None:
     await users.move_counters(db, following_id, followers_count=step)
 
 
-async def follow(db, hub, follower: dict, target: dict) -> dict:
+async def follow(db, hub, follower: dict, target: dict, *, mailer) -> dict:
     """`follower` follows `target` (both user documents); returns the stored follow document.
 
-    The followed user gets a `new_follower` notification through `hub`.
+    The followed user gets a `new_follower` notification through `hub` and the
+    `new_follower` email through `mailer` (README "Emails"; none when they turned emails off).
     Raises BadRequest CANNOT_FOLLOW_SELF (400) and Conflict ALREADY_FOLLOWING (409).
     """
     if follower["_id"] == target["_id"]:
@@ -57,6 +59,7 @@ async def follow(db, hub, follower: dict, target: dict) -> dict:
         data={"follower_id": str(follower["_id"]), "follower_username": follower["username"],
               "follower": users.render_brief(follower)},
         action_url=f"/profile/{follower['username']}")
+    await email_notices.after_write(email_notices.new_follower, mailer, follower, target)
     return doc
 
 

@@ -18,7 +18,9 @@ conditional `find_one_and_update` on the current status so that two racing updat
 both win (docs/architecture.md §4). A staff reply moves a pending ticket to active; a reply by the owner
 to a resolved ticket reopens it. Events on ``support:<ticket_id>`` (docs/architecture.md §6):
 `message_received` (the rendered message) and `ticket_status_changed`
-({ticket_id, status, previous_status}). Staff replies notify the owner (`ticket_reply`).
+({ticket_id, status, previous_status}). Staff replies notify the owner (`ticket_reply`) and,
+given a mailer, email them (`support_reply`); a status change asked for by staff emails the
+owner the ticket's status (`support_status`; README "Emails").
 
 Read state, per side of the ticket: `unread_by_user` counts the staff messages its owner has
 not read yet, `unread_by_staff` the owner's messages no agent has read yet. Each message
@@ -256,7 +258,7 @@ async def _count_message(db, ticket: dict, sender_type: str, now) -> tuple[dict,
 
 
 async def add_message(db, hub, ticket: dict, sender: dict, content: str,
-                      attachments: list[str] | None, *, settings=None) -> dict:
+                      attachments: list[str] | None, *, settings=None, mailer=None) -> dict:
     """Persist a message by `sender` on `ticket` and announce it; returns the rendered message.
 
     The one path for REST and WebSocket `message` frames. `content` must be 1..5000
@@ -265,7 +267,8 @@ async def add_message(db, hub, ticket: dict, sender: dict, content: str,
     Bumps message_count/last_message_at/updated_at; a staff reply moves pending → active,
     the owner's reply reopens a resolved ticket. Publishes `message_received` (and
     `ticket_status_changed` when the status moved) on ``support:<ticket_id>``; a staff reply
-    notifies the owner with `ticket_reply`. Raises Invalid (422) on bad input and NotFound
+    notifies the owner with `ticket_reply` and emails them through `mailer` (None: no
+    email). Raises Invalid (422) on bad input and NotFound
     when `sender` may not access the ticket.
     """
     if not can_access(ticket, sender):
@@ -287,6 +290,8 @@ async def add_message(db, hub, ticket: dict, sender: dict, content: str,
         await _status_event(hub, updated, previous)
     if sender_type == "admin":
         await _notify_reply(db, hub, updated, sender, content)
+        await email_notices.after_write(email_notices.support_reply, db, mailer, updated,
+                                        sender, content)
     return rendered
 
 
@@ -325,14 +330,21 @@ async def mark_read(db, ticket_id: Any, reader: dict) -> dict:
     return updated
 
 
-async def set_status(db, hub, ticket: dict, status: str) -> dict:
-    """Move `ticket` to `status` (pending → active → resolved, resolved → active).
+async def set_status(db, hub, ticket: dict, status: str, *, mailer=None) -> dict:
+    """Move `ticket` to `status` (pending → active → resolved, resolved → active) for staff.
 
     Conditional on the status read, so of two racing updates exactly one wins. Sets
     `resolved_at` when resolving (cleared on reopen). Publishes `ticket_status_changed`.
     Returns the updated ticket; a ticket already in `status` is returned unchanged, with no
-    event. Raises Conflict INVALID_STATUS_TRANSITION (409).
+    event. Either way the owner is emailed its status through `mailer` (None: no email).
+    Raises Conflict INVALID_STATUS_TRANSITION (409), before anything is sent.
     """
+    updated = await _move_status(db, hub, ticket, status)
+    await email_notices.after_write(email_notices.support_status, db, mailer, updated)
+    return updated
+
+
+async def _move_status(db, hub, ticket: dict, status: str) -> dict:
     current = ticket["status"]
     if status == current:
         return ticket

@@ -23,7 +23,7 @@ import hashlib
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from documents import accounts, email_notices, sessions, users
+from documents import accounts, sessions, users
 from documents.common import utcnow
 from documents.errors import Unauthorized
 from handlers.base import ApiHandler, ApiSchema, body, public, responds
@@ -240,9 +240,8 @@ class RegisterHandler(AuthHandler):
         are closed.
         """
         await self.account_limit(self.body["email"])
-        user = await accounts.register(self.db, self.settings_, **self.body)
-        token, code = await accounts.issue_verification(self.db, user)
-        await email_notices.verification(self.services.mailer, user, token, code)
+        user = await accounts.register(self.db, self.settings_, mailer=self.services.mailer,
+                                       **self.body)
         await self.sign_in(user, status=201)
 
 
@@ -345,11 +344,11 @@ class VerifyEmailHandler(AuthHandler):
         """
         token = self.body.get("token")
         await self.account_limit(self.body.get("email") or f"token:{_digest(token or '')}")
-        user = await accounts.verify_email(self.db, token=token, email=self.body.get("email"),
+        user = await accounts.verify_email(self.db, mailer=self.services.mailer, token=token,
+                                           email=self.body.get("email"),
                                            code=self.body.get("code"))
         self.write_json({"message": "Email verified", "email": user["email"],
                          "is_verified": True})
-        await email_notices.welcome(self.services.mailer, user)
 
 
 class ResendVerificationHandler(AuthHandler):
@@ -361,11 +360,8 @@ class ResendVerificationHandler(AuthHandler):
         await self.account_limit(self.body["email"])
         self.write_json({"message": "If that account exists and is not verified yet, "
                                     "a new verification email is on its way."})
-        user = await users.get_by_email(self.db, self.body["email"])
-        if user is None or user.get("is_verified") or user.get("is_banned"):
-            return
-        token, code = await accounts.issue_verification(self.db, user)
-        await email_notices.verification(self.services.mailer, user, token, code)
+        await accounts.resend_verification(self.db, self.body["email"],
+                                           mailer=self.services.mailer)
 
 
 # --------------------------------------------------------------------------- password reset
@@ -384,11 +380,8 @@ class ForgotPasswordHandler(AuthHandler):
         await self.account_limit(self.body["email"])
         self.write_json({"message": "If an account exists for that email, "
                                     "a password reset link is on its way."})
-        user = await accounts.reset_target(self.db, self.body["email"], staff_only=self.admin)
-        if user is None:
-            return
-        token = await accounts.issue_reset(self.db, user, admin=self.admin)
-        await email_notices.password_reset(self.services.mailer, user, token, admin=self.admin)
+        await accounts.request_reset(self.db, self.body["email"], admin=self.admin,
+                                     mailer=self.services.mailer)
 
 
 class AdminForgotPasswordHandler(ForgotPasswordHandler):

@@ -12,7 +12,7 @@ import json
 
 from marshmallow import fields, pre_load, validate
 
-from documents import catalog, email_notices, engagement, users
+from documents import catalog, engagement, users
 from documents import files as files_db
 from documents.errors import Forbidden, Invalid
 from handlers.base import (
@@ -137,9 +137,8 @@ class CommentsHandler(ApiHandler):
         user = self.require_user()
         model = await catalog.get_visible(self.db, model_id, user)
         doc = await engagement.add_comment(self.db, self.services.hub, model, user,
-                                           self.body["content"], self.body.get("parent_id"))
-        await email_notices.new_comment(self.db, self.services.mailer, model, user,
-                                        self.body["content"])
+                                           self.body["content"], self.body.get("parent_id"),
+                                           mailer=self.services.mailer)
         out = engagement.render_comment(doc, {user["_id"]: user})
         out["replies"] = []
         self.write_json(out, 201)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from documents import email_notices, support
+from documents import support
 from documents.common import omit, render
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
 from handlers.schemas_content import EmailRecordOut
@@ -124,10 +124,8 @@ class TicketMessagesHandler(_TicketHandler):
         ticket = await self.ticket(ticket_id)
         message = await support.add_message(
             self.db, self.services.hub, ticket, self.current_user, self.body["content"],
-            self.body["attachments"], settings=self.settings_)
+            self.body["attachments"], settings=self.settings_, mailer=self.services.mailer)
         self.write_json(message, 201)
-        await email_notices.support_reply(self.db, self.services.mailer, ticket,
-                                          self.current_user, self.body["content"])
 
 
 class StaffTicketMessagesHandler(TicketMessagesHandler):
@@ -170,9 +168,9 @@ class TicketStatusHandler(_TicketHandler):
         Publishes `ticket_status_changed` and emails the owner.
         """
         ticket = await self.ticket(ticket_id)
-        updated = await support.set_status(self.db, self.services.hub, ticket, self.body["status"])
+        updated = await support.set_status(self.db, self.services.hub, ticket, self.body["status"],
+                                           mailer=self.services.mailer)
         await self.write_ticket(updated)
-        await email_notices.support_status(self.db, self.services.mailer, updated)
 
 
 class TicketAssignHandler(_TicketHandler):

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from marshmallow import fields, post_load, pre_load, validate
 
-from documents import account_lifecycle, email_notices, follows, sessions, user_admin, users
+from documents import account_lifecycle, follows, sessions, user_admin, users
 from documents.errors import BadRequest
 from handlers.auth import MessageReply
 from handlers.base import (
@@ -299,8 +299,8 @@ class FollowHandler(ApiHandler):
         gets a `new_follower` notification and, unless they turned emails off, an email."""
         me = self.current_user
         target = await users.find_visible(self.db, user_id_or_username)
-        await follows.follow(self.db, self.services.hub, me, target)
-        await email_notices.new_follower(self.services.mailer, me, target)
+        await follows.follow(self.db, self.services.hub, me, target,
+                             mailer=self.services.mailer)
         await self._answer(target["_id"], True, 201)
 
     @responds(FollowOut)

@@ -159,6 +159,19 @@ async def test_new_follower_and_new_comment_carry_an_unsubscribe_link(api, servi
 
 
 @pytest.mark.gen_test
+async def test_a_creator_commenting_on_their_own_model_gets_no_email(api, services, tokens):
+    own = await api("POST", f"/api/models/{ROBOT}/comments", token=await tokens(CREATOR),
+                    json={"content": "Thanks for the feedback"})
+    assert own.status == 201, own.json
+    other = await api("POST", f"/api/models/{ROBOT}/comments", token=await tokens(BUYER),
+                      json={"content": "Great model"})
+    assert other.status == 201, other.json
+    mail = await checked(services.db, CREATOR, "social")
+    assert "Great model" in mail["text"]
+    assert await services.db.emails.count_documents({"to": CREATOR, "category": "social"}) == 1
+
+
+@pytest.mark.gen_test
 async def test_opting_out_stops_follower_emails_but_not_a_password_reset(api, services, tokens):
     creator = await tokens(CREATOR)
     off = await api("PUT", "/api/users/me", token=creator, json={"email_notifications": False})
@@ -196,6 +209,24 @@ async def test_support_reply_and_status_change_reach_the_owner(api, services, to
     for mail in (reply, status):
         assert {parse_qs(urlsplit(link).query).get("ticket", [None])[0]
                 for link in links_of(mail) if urlsplit(link).path == "/support"} == {ticket_id}
+
+
+@pytest.mark.gen_test
+async def test_the_owners_own_messages_send_no_support_email(api, services, tokens):
+    owner = await tokens(BUYER2)
+    ticket = await api("POST", "/api/support/tickets", token=owner, json={
+        "subject": "Cannot download", "category": "Technical", "message": "The link expired"})
+    assert ticket.status == 201, ticket.json
+    ticket_id = ticket.json["id"]
+    more = await api("POST", f"/api/support/tickets/{ticket_id}/messages", token=owner,
+                     json={"content": "Still broken"})
+    assert more.status == 201, more.json
+    answer = await api("POST", f"/api/admin/support/tickets/{ticket_id}/messages",
+                       token=await tokens(ADMIN), json={"content": "Here is a fresh link."})
+    assert answer.status == 201, answer.json
+    reply = await checked(services.db, BUYER2, "support")
+    assert "Here is a fresh link." in reply["text"]
+    assert await services.db.emails.count_documents({"to": BUYER2, "category": "support"}) == 1
 
 
 # --------------------------------------------------------------------------- payouts
