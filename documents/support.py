@@ -336,18 +336,19 @@ async def set_status(db, hub, ticket: dict, status: str, *, mailer=None) -> dict
     Conditional on the status read, so of two racing updates exactly one wins. Sets
     `resolved_at` when resolving (cleared on reopen). Publishes `ticket_status_changed`.
     Returns the updated ticket; a ticket already in `status` is returned unchanged, with no
-    event. Either way the owner is emailed its status through `mailer` (None: no email).
-    Raises Conflict INVALID_STATUS_TRANSITION (409), before anything is sent.
+    event and no email. The call that moves the status emails the owner through `mailer`
+    (None: no email). Raises Conflict INVALID_STATUS_TRANSITION (409), before anything is sent.
     """
-    updated = await _move_status(db, hub, ticket, status)
-    await email_notices.after_write(email_notices.support_status, db, mailer, updated)
+    updated, moved = await _move_status(db, hub, ticket, status)
+    if moved:
+        await email_notices.after_write(email_notices.support_status, db, mailer, updated)
     return updated
 
 
-async def _move_status(db, hub, ticket: dict, status: str) -> dict:
+async def _move_status(db, hub, ticket: dict, status: str) -> tuple[dict, bool]:
     current = ticket["status"]
     if status == current:
-        return ticket
+        return ticket, False
     if status not in TRANSITIONS.get(current, ()):
         raise Conflict(f"Cannot move a {current} ticket to {status}", "INVALID_STATUS_TRANSITION")
     now = utcnow()
@@ -359,11 +360,11 @@ async def _move_status(db, hub, ticket: dict, status: str) -> dict:
     if updated is None:
         latest = await db[TICKETS].find_one({"_id": ticket["_id"]})
         if latest is not None and latest["status"] == status:
-            return latest  # a racing request made the same move: done, as asked
+            return latest, False  # a racing request made the same move: done, as asked
         raise Conflict("The ticket's status changed meanwhile; reload it",
                        "INVALID_STATUS_TRANSITION")
     await _status_event(hub, updated, current)
-    return updated
+    return updated, True
 
 
 async def assign(db, ticket: dict, changes: dict) -> dict:

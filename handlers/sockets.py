@@ -388,7 +388,8 @@ class SupportSocket(ChannelSocket):
         ticket = await support.ticket_for(self.db, self.ticket_id, user)
         message = await support.add_message(self.db, self.hub, ticket, user,
                                             frame["content"], frame["attachments"],
-                                            settings=self.services.settings)
+                                            settings=self.services.settings,
+                                            mailer=self.services.mailer)
         self.ack(frame, id=message["id"])
 
     async def frame_read(self, frame: dict) -> None:

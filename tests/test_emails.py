@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from bson import ObjectId
 from conftest import free_port
 from demo_accounts import ADMIN, BUYER, BUYER2, CREATOR, CREATOR_ID, DEMO_PASSWORD, ROBOT
+from socket_support import join, next_of, send, ws_url
 
 from tests.earnings_builders import add_bank, give_available, make_model, uid
 from tests.mail_support import Inbox, email_status, frontend_routes, links_of, plain_text, wait_email
@@ -227,6 +228,32 @@ async def test_the_owners_own_messages_send_no_support_email(api, services, toke
     reply = await checked(services.db, BUYER2, "support")
     assert "Here is a fresh link." in reply["text"]
     assert await services.db.emails.count_documents({"to": BUYER2, "category": "support"}) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_staff_reply_over_the_socket_emails_the_owner_like_rest(api, services, tokens,
+                                                                        base_url):
+    owner = await tokens(BUYER2)
+    ticket = await api("POST", "/api/support/tickets", token=owner, json={
+        "subject": "Cannot download", "category": "Technical", "message": "The link expired"})
+    assert ticket.status == 201, ticket.json
+    ticket_id, admin = ticket.json["id"], await tokens(ADMIN)
+    agent, _ = await join(ws_url(base_url, f"/ws/support/{ticket_id}", admin), presence=False)
+    await send(agent, {"type": "message", "content": "A fresh link is on its way.", "ref": "r1"})
+    assert (await next_of(agent, "ack"))["data"]["ref"] == "r1"
+    agent.close()
+    reply = await checked(services.db, BUYER2, "support")
+    assert "A fresh link is on its way." in reply["text"]
+    # the reply made the ticket active; asking for active again moves nothing and emails nothing
+    again = await api("PUT", f"/api/admin/support/tickets/{ticket_id}/status", token=admin,
+                      json={"status": "active"})
+    assert again.status == 200 and again.json["status"] == "active", again.json
+    resolved = await api("PUT", f"/api/admin/support/tickets/{ticket_id}/status", token=admin,
+                         json={"status": "resolved"})
+    assert resolved.status == 200, resolved.json
+    status = await checked(services.db, BUYER2, "support", count=2)
+    assert "resolved" in status["subject"]
+    assert await services.db.emails.count_documents({"to": BUYER2, "category": "support"}) == 2
 
 
 # --------------------------------------------------------------------------- payouts
