@@ -34,6 +34,7 @@ from handlers.base import (
 )
 from handlers.schemas import absolute_file_urls, strip_strings
 from handlers.schemas_catalog import BlogCommentOut
+from handlers.schemas_out import UserBriefOut
 
 PERMISSION = "content.manage"
 REF = r"([^/]+)"
@@ -135,7 +136,7 @@ class PostOut(ApiSchema):
     shares = fields.Integer()
     status = fields.String()
     published_at = fields.String(allow_none=True)
-    author = fields.Dict()
+    author = fields.Nested(UserBriefOut, allow_none=True)
     liked = fields.Boolean()
 
 

@@ -22,6 +22,7 @@ from handlers.base import (
     responds,
 )
 from handlers.schemas import MoneyAmount, drop_blanks, strip_strings
+from handlers.schemas_out import UserBriefOut
 
 BOUNTY_ID = r"([^/]+)"
 
@@ -118,14 +119,14 @@ class BountyOut(ApiSchema):
     deadline = fields.String()
     status = fields.String()
     application_count = fields.Integer()
-    creator = fields.Dict()
+    creator = fields.Nested(UserBriefOut, allow_none=True)
     winner = fields.Dict(allow_none=True)
 
 
 class ApplicationOut(ApiSchema):
     id = fields.String()
     bounty_id = fields.String()
-    applicant = fields.Dict()
+    applicant = fields.Nested(UserBriefOut, allow_none=True)
     proposal = fields.String()
     price = fields.Float(allow_none=True)
     status = fields.String()

@@ -28,6 +28,7 @@ from handlers.base import (
 )
 from handlers.models import ModelOut
 from handlers.schemas import strip_strings
+from handlers.schemas_out import UserBriefOut
 
 COLLECTION_ID = r"([^/]+)"
 
@@ -84,7 +85,7 @@ class CollectionOut(ApiSchema):
     model_count = fields.Integer()
     views = fields.Integer()
     followers = fields.Integer()
-    owner = fields.Dict()
+    owner = fields.Nested(UserBriefOut, allow_none=True)
 
 
 class FollowOut(ApiSchema):

@@ -33,6 +33,7 @@ from handlers.base import (
     responds,
 )
 from handlers.schemas import strip_strings
+from handlers.schemas_out import UserBriefOut
 
 COMMUNITY_ID = r"(?P<community_id>[^/]+)"
 USER_ID = r"(?P<user_id>[^/]+)"
@@ -128,14 +129,14 @@ class CommunityOut(ApiSchema):
     is_private = fields.Boolean()
     require_approval = fields.Boolean()
     rules = fields.List(fields.String())
-    creator = fields.Dict()
+    creator = fields.Nested(UserBriefOut, allow_none=True)
     is_member = fields.Boolean()
     membership = fields.Nested(CommunityMembershipOut, allow_none=True)
 
 
 class CommunityMemberOut(CommunityMembershipOut):
     user_id = fields.String()
-    user = fields.Dict()
+    user = fields.Nested(UserBriefOut, allow_none=True)
 
 
 class CommunityChatMessageOut(ApiSchema):
@@ -144,7 +145,7 @@ class CommunityChatMessageOut(ApiSchema):
     sender_id = fields.String()
     content = fields.String()
     attachments = fields.List(fields.String())
-    sender = fields.Dict()
+    sender = fields.Nested(UserBriefOut, allow_none=True)
     created_at = fields.String()
 
 

@@ -20,6 +20,7 @@ from handlers.base import (
     responds,
 )
 from handlers.schemas import drop_blanks
+from handlers.schemas_out import UserBriefOut
 
 
 class CourseListQuery(PageQuery):
@@ -53,7 +54,7 @@ class CourseOut(ApiSchema):
     is_free = fields.Boolean()
     price = fields.Float()
     enrollment_count = fields.Integer()
-    instructor = fields.Dict()
+    instructor = fields.Nested(UserBriefOut, allow_none=True)
     is_enrolled = fields.Boolean()
     progress = fields.Integer()
 

@@ -27,6 +27,7 @@ from handlers.base import (
 )
 from handlers.models import MODEL_ID
 from handlers.schemas_catalog import ModelSpecsOut
+from handlers.schemas_out import UserBriefOut
 from handlers.uploads import StreamedUpload
 from storage import store
 from storage.receive import FileSpec, ReceivedForm
@@ -64,7 +65,7 @@ class CommentOut(ApiSchema):
     model_id = fields.String()
     content = fields.String()
     parent_id = fields.String(allow_none=True)
-    author = fields.Dict()
+    author = fields.Nested(UserBriefOut, allow_none=True)
     replies = fields.List(fields.Dict())
     reply_count = fields.Integer()
     created_at = fields.String()

@@ -32,6 +32,7 @@ from handlers.base import (
 )
 from handlers.previews import begin as begin_preview
 from handlers.schemas_catalog import CreatorProfileOut, PublicModelOut, UserStatsOut
+from handlers.schemas_out import UserBriefOut
 
 MODEL_ID = r"(?!upload$|analyze$|safety-scan$|featured$)([^/]+)"
 USER_REF = r"(?!me$)([^/]+)"
@@ -132,7 +133,7 @@ class ModelOut(ApiSchema):
     title = fields.String()
     price = fields.Float()
     status = fields.String()
-    creator = fields.Dict()
+    creator = fields.Nested(UserBriefOut, allow_none=True)
 
 
 # --------------------------------------------------------------------------- handlers

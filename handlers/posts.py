@@ -29,6 +29,7 @@ from handlers.base import (
     query,
     responds,
 )
+from handlers.schemas_out import UserBriefOut
 
 COMMUNITY_ID = r"(?P<community_id>[^/]+)"
 POST_ID = r"(?P<post_id>[^/]+)"
@@ -110,7 +111,7 @@ class CommunityPostOut(ApiSchema):
     id = fields.String()
     community_id = fields.String()
     author_id = fields.String()
-    author = fields.Dict()
+    author = fields.Nested(UserBriefOut, allow_none=True)
     content = fields.String()
     image_url = fields.String(allow_none=True)
     model_id = fields.String(allow_none=True)
