@@ -205,6 +205,18 @@ async def get_many(db, ids: list) -> dict:
     return {m["_id"]: m async for m in db[COLLECTION].find({"_id": {"$in": list(ids)}})}
 
 
+async def count(db, query: dict) -> int:
+    """How many models match the MongoDB `query` (e.g. `PUBLIC_QUERY`)."""
+    return await db[COLLECTION].count_documents(query)
+
+
+async def total_downloads(db) -> int:
+    """The sum of every model's `downloads` counter (seed 001 §2 "platform stats")."""
+    rows = await db[COLLECTION].aggregate([
+        {"$match": {}}, {"$group": {"_id": None, "total": {"$sum": "$downloads"}}}]).to_list(1)
+    return int(rows[0]["total"]) if rows else 0
+
+
 async def find_model(db, model_id) -> dict | None:
     """The model with ObjectId `model_id` whatever its state, or None."""
     return await db[COLLECTION].find_one({"_id": model_id})

@@ -54,6 +54,11 @@ async def list_active(db) -> list[dict]:
     return await cursor.to_list(length=None)
 
 
+async def count_active(db) -> int:
+    """How many categories are active (seed 001 §2 "platform stats")."""
+    return await db[COLLECTION].count_documents({"is_active": True})
+
+
 async def list_all(db) -> list[dict]:
     """Every category (admin), in display order."""
     return await db[COLLECTION].find({}).sort([("order", 1), ("name", 1)]).to_list(length=None)

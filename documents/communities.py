@@ -91,6 +91,11 @@ async def get(db, community_id: Any) -> dict | None:
     return await db[COMMUNITIES].find_one({"_id": oid}) if oid else None
 
 
+async def count(db, query: dict) -> int:
+    """How many communities match the MongoDB `query` (e.g. ``{"status": "active"}``)."""
+    return await db[COMMUNITIES].count_documents(query)
+
+
 async def membership(db, community_id: Any, user_id: Any) -> dict | None:
     """The `community_members` record of `user_id` in `community_id` (any status), or None."""
     cid, uid = object_id(community_id), object_id(user_id)

@@ -143,12 +143,11 @@ def segment_query(segment: str) -> dict:
 async def segment_users(db, segment: str, cap: int, field: str = "segment") -> list[dict]:
     """The users of `segment` (at most `cap`); Invalid (422) when there are more than `cap`."""
     query = segment_query(segment)
-    total = await db[users.COLLECTION].count_documents(query)
+    total = await users.count(db, query)
     if total > cap:
         raise Invalid({field: [f"{total} recipients; at most {cap} per request."]})
-    cursor = db[users.COLLECTION].find(query, {"email": 1, "username": 1, "full_name": 1,
-                                               "email_notifications": 1})
-    return await cursor.sort("_id", ASCENDING).to_list(length=cap)
+    return await users.find_where(db, query, {"email": 1, "username": 1, "full_name": 1,
+                                              "email_notifications": 1}, limit=cap)
 
 
 # --------------------------------------------------------------------------- announcements
@@ -201,12 +200,6 @@ async def subscribe(db, email: str) -> tuple[dict, bool]:
 
 # --------------------------------------------------------------------------- statistics
 
-async def _sum(db, collection: str, match: dict, field: str) -> int:
-    rows = await db[collection].aggregate([
-        {"$match": match}, {"$group": {"_id": None, "total": {"$sum": f"${field}"}}}]).to_list(1)
-    return int(rows[0]["total"]) if rows else 0
-
-
 async def platform_stats(db) -> dict:
     """Platform counts (seed 001 §2 "platform stats"), all read from the store:
     ``{total_users (live accounts), total_creators (live creators), total_models (approved and
@@ -214,14 +207,12 @@ async def platform_stats(db) -> dict:
     (active), total_categories (active)}``."""
     live = {"deleted_at": None}
     return {
-        "total_users": await db[users.COLLECTION].count_documents(live),
-        "total_creators": await db[users.COLLECTION].count_documents(
-            {**live, "user_type": "creator"}),
-        "total_models": await db[catalog.COLLECTION].count_documents(catalog.PUBLIC_QUERY),
-        "total_downloads": await _sum(db, catalog.COLLECTION, {}, "downloads"),
-        "total_communities": await db[communities.COMMUNITIES].count_documents(
-            {"status": "active"}),
-        "total_categories": await db[categories.COLLECTION].count_documents({"is_active": True}),
+        "total_users": await users.count(db, live),
+        "total_creators": await users.count(db, {**live, "user_type": "creator"}),
+        "total_models": await catalog.count(db, catalog.PUBLIC_QUERY),
+        "total_downloads": await catalog.total_downloads(db),
+        "total_communities": await communities.count(db, {"status": "active"}),
+        "total_categories": await categories.count_active(db),
     }
 
 

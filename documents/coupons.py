@@ -278,10 +278,16 @@ def check_coupon(coupon: dict | None, *, uses: bool = True) -> dict:
     return coupon
 
 
+async def get_by_code(db, code: str) -> dict | None:
+    """The coupon stored under `code` exactly (upper-case, as `create_coupon` stores it),
+    whatever its state, without its counts; or None."""
+    return await db[COUPONS].find_one({"code": code})
+
+
 async def get_valid_coupon(db, code: str, *, uses: bool = True) -> dict:
     """The usable coupon `code` (case-insensitive); raises as `check_coupon`. Only a quote:
     checkout takes the use with `reserve_use`."""
-    coupon = await db[COUPONS].find_one({"code": str(code).strip().upper()})
+    coupon = await get_by_code(db, str(code).strip().upper())
     return check_coupon(await with_counts(db, coupon) if coupon else None, uses=uses)
 
 

@@ -98,10 +98,10 @@ async def follow(db, claims: dict) -> dict:
     Raises NotFound (the model or its file is gone), Forbidden PURCHASE_REVOKED /
     DOWNLOAD_LIMIT_REACHED (purchases), Forbidden DOWNLOAD_LINK_INVALID (the user is gone).
     """
-    model = await db[catalog.COLLECTION].find_one({"_id": require_id(claims["mid"], "Model")})
+    model = await catalog.find_model(db, require_id(claims["mid"], "Model"))
     if model is None or not model.get("file_key"):
         raise NotFound("The model's file is not available", "FILE_NOT_FOUND")
-    user = await db[users.COLLECTION].find_one({"_id": require_id(claims["sub"], "User")})
+    user = await users.get(db, require_id(claims["sub"], "User"))
     if user is None:
         raise Forbidden("This download link is invalid or has expired", "DOWNLOAD_LINK_INVALID")
     why = claims["why"]

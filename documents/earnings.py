@@ -38,7 +38,6 @@ from documents.common import paginate, render, utcnow
 LEDGER = money.LEDGER
 BALANCES = money.BALANCES
 PAYOUTS = "payouts"
-TRANSACTIONS = purchases.TRANSACTIONS
 LEDGER_KINDS = ("sale", "refund", "payout", "payout_reversal")
 OPEN_PAYOUT = ("requested", "approved")
 RECOVER_AFTER = timedelta(minutes=5)
@@ -259,9 +258,8 @@ def render_transaction(txn: dict, user_id, models: dict) -> dict:
 async def transactions_page(db, user_id, *, page: int, limit: int, role: str = "all",
                             status: str | None = None) -> tuple[list[dict], dict]:
     """One page of the user's transactions, newest first (see `transactions_query`)."""
-    docs, meta = await paginate(db[TRANSACTIONS], transactions_query(user_id, role, status),
-                                page=page, limit=limit,
-                                sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+    docs, meta = await purchases.transactions_page(db, transactions_query(user_id, role, status),
+                                                   page=page, limit=limit)
     models = await _titles(db, [d.get("model_id") for d in docs])
     return [render_transaction(d, user_id, models) for d in docs], meta
 
@@ -270,13 +268,7 @@ async def sales_totals(db, seller_id) -> dict:
     """Lifetime sales of a seller from `transactions` (cents): ``{sales_count, refunds_count,
     gross_cents, fees_cents, net_cents, refunded_cents}``; gross/fees/net count completed
     (not refunded) sales only."""
-    rows = await db[TRANSACTIONS].aggregate([
-        {"$match": {"seller_id": seller_id}},
-        {"$group": {"_id": "$payment_status", "n": {"$sum": 1},
-                    "gross": {"$sum": "$amount_cents"}, "fees": {"$sum": "$platform_fee_cents"},
-                    "net": {"$sum": "$seller_amount_cents"}}},
-    ]).to_list(None)
-    by = {r["_id"]: r for r in rows}
+    by = await purchases.sales_by_status(db, seller_id)
     done, refunded = by.get("completed", {}), by.get("refunded", {})
     return {"sales_count": int(done.get("n", 0)), "refunds_count": int(refunded.get("n", 0)),
             "gross_cents": int(done.get("gross", 0)), "fees_cents": int(done.get("fees", 0)),
@@ -298,8 +290,7 @@ async def all_transactions_page(db, *, page: int, limit: int, status: str | None
             query[name] = value
     if search:
         query["transaction_id"] = {"$regex": "^" + re.escape(search.strip().upper())}
-    docs, meta = await paginate(db[TRANSACTIONS], query, page=page, limit=limit,
-                                sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+    docs, meta = await purchases.transactions_page(db, query, page=page, limit=limit)
     people = await users.get_many(db, [d.get("buyer_id") for d in docs]
                                   + [d.get("seller_id") for d in docs])
     models = await _titles(db, [d.get("model_id") for d in docs])

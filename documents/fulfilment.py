@@ -99,7 +99,7 @@ async def _use_coupon(db, order: dict) -> None:
     existed takes a use from `remaining` instead."""
     coupon_id = order.get("coupon_id")
     if coupon_id is None:
-        coupon = await db[coupons.COUPONS].find_one({"code": order["coupon_code"]})
+        coupon = await coupons.get_by_code(db, order["coupon_code"])
         if coupon is None:
             return
         coupon_id = (await coupons.with_counts(db, coupon))["_id"]

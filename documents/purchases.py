@@ -75,8 +75,7 @@ async def list_purchases(db, user: dict, *, page: int, limit: int,
     browser can follow, `documents.downloads`; listing it counts nothing)."""
     docs, meta = await paginate(db[PURCHASES], {"user_id": user["_id"]}, page=page, limit=limit,
                                 sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
-    models = await db[catalog.COLLECTION].find(
-        {"_id": {"$in": [d["model_id"] for d in docs]}}).to_list(length=limit)
+    models = list((await catalog.get_many(db, [d["model_id"] for d in docs])).values())
     cards = {m["_id"]: card for m, card in zip(models, await catalog.render_models(db, models, user),
                                               strict=True)}
     items = [render_purchase(d, cards.get(d["model_id"])) for d in docs]
@@ -95,6 +94,26 @@ async def transaction(db, transaction_id: str) -> dict:
     if txn is None:
         raise NotFound("Transaction not found", "TRANSACTION_NOT_FOUND")
     return txn
+
+
+async def transactions_page(db, query: dict, *, page: int,
+                            limit: int) -> tuple[list[dict], dict]:
+    """One page of the transactions matching the MongoDB `query`, newest first, as stored:
+    (documents, `paginate` meta)."""
+    return await paginate(db[TRANSACTIONS], query, page=page, limit=limit,
+                          sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+
+
+async def sales_by_status(db, seller_id) -> dict:
+    """A seller's transactions grouped by `payment_status` (cents): ``{status: {n, gross,
+    fees, net}}`` summing `amount_cents`, `platform_fee_cents`, `seller_amount_cents`."""
+    rows = await db[TRANSACTIONS].aggregate([
+        {"$match": {"seller_id": seller_id}},
+        {"$group": {"_id": "$payment_status", "n": {"$sum": 1},
+                    "gross": {"$sum": "$amount_cents"}, "fees": {"$sum": "$platform_fee_cents"},
+                    "net": {"$sum": "$seller_amount_cents"}}},
+    ]).to_list(None)
+    return {r["_id"]: r for r in rows}
 
 
 async def purchase_of(db, user_id, model_id) -> dict | None:
@@ -129,7 +148,7 @@ async def download_state(db, user: dict, *, model_id=None, transaction_id=None) 
     if purchase["download_count"] >= purchase["download_limit"]:
         raise Forbidden("You have reached the download limit for this model",
                         "DOWNLOAD_LIMIT_REACHED")
-    model = await db[catalog.COLLECTION].find_one({"_id": purchase["model_id"]})
+    model = await catalog.find_model(db, purchase["model_id"])
     if model is None or not model.get("file_key"):
         raise NotFound("The model's file is not available", "FILE_NOT_FOUND")
     return {"model_id": model["_id"], "filename": filename(model),
@@ -167,7 +186,7 @@ async def claim_download(db, user: dict, *, model_id=None, transaction_id=None) 
     purchase = await _purchase_for(db, user, model_id=model_id, transaction_id=transaction_id)
     if purchase["status"] != "active":
         raise Forbidden("This purchase was refunded", "PURCHASE_REVOKED")
-    model = await db[catalog.COLLECTION].find_one({"_id": purchase["model_id"]})
+    model = await catalog.find_model(db, purchase["model_id"])
     if model is None or not model.get("file_key"):
         raise NotFound("The model's file is not available", "FILE_NOT_FOUND")
     counted = await db[PURCHASES].find_one_and_update(

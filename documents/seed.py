@@ -45,7 +45,7 @@ async def load_fixtures(db, storage=None) -> bool:
     """
     if storage is not None:
         await _load_files(storage)
-    if await db[users.COLLECTION].find_one({}, {"_id": 1}):
+    if await users.any_account(db):
         return False
     counts = {}
     for collection, docs in fixture_documents().items():

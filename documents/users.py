@@ -174,6 +174,17 @@ async def get_many(db, ids: Iterable) -> dict:
     return {u["_id"]: u async for u in db[COLLECTION].find({"_id": {"$in": wanted}})}
 
 
+async def count(db, query: dict) -> int:
+    """How many accounts match the MongoDB `query` (deleted ones unless it excludes them)."""
+    return await db[COLLECTION].count_documents(query)
+
+
+async def find_where(db, query: dict, projection: dict, *, limit: int) -> list[dict]:
+    """At most `limit` accounts matching `query`, oldest id first, with `projection`'s fields."""
+    return await db[COLLECTION].find(query, projection).sort("_id", ASCENDING).to_list(
+        length=limit)
+
+
 async def get_by_provider(db, provider_field: str, provider_id: str) -> dict | None:
     """The account linked to an OAuth identity (`provider_field` e.g. "github_id"), or None."""
     return await db[COLLECTION].find_one({provider_field: provider_id})

@@ -5,7 +5,8 @@ Every module of the server rooms is parsed (not imported). Each subscript ``db[<
 string literal written in place, a module-level constant, a constant imported from another
 module (``from documents.x import NAME`` or ``x.NAME``), or an alias of one. An access
 followed by a write method is a write. The owner of a collection is the module whose constant
-holds its name, widened to the group of modules the §4 table lists with it.
+holds its name, widened to the group of modules the §4 table lists with it. Only the owner
+reads it too, except the readers across owners that §4 names in its paragraph of that name.
 """
 from __future__ import annotations
 
@@ -113,10 +114,24 @@ def accesses(root: Path = ROOT) -> list[Access]:
     return found
 
 
+def _section_4(root: Path) -> str:
+    text = (root / "docs" / "architecture.md").read_text()
+    return text.split("## 4.", 1)[1].split("\n## ", 1)[0]
+
+
+def readers(root: Path = ROOT) -> set[str]:
+    """The modules (``documents.x``) named in §4's "Readers across owners" paragraph: they
+    may read any collection (never write one they do not own)."""
+    section = _section_4(root)
+    if "Readers across owners" not in section:
+        return set()
+    paragraph = re.split(r"\n\s*\n|\n\s*- ", section.split("Readers across owners", 1)[1])[0]
+    return {f"documents.{m}" for m in re.findall(r"`([a-z_]+)`", paragraph)}
+
+
 def owner_groups(root: Path = ROOT) -> dict[str, set[str]]:
     """Collection → the modules (``documents.x``) of its row in the §4 owner table."""
-    text = (root / "docs" / "architecture.md").read_text()
-    section = text.split("## 4.", 1)[1].split("\n## ", 1)[0]
+    section = _section_4(root)
     groups: dict[str, set[str]] = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -130,7 +145,7 @@ def owner_groups(root: Path = ROOT) -> dict[str, set[str]]:
 
 def problems(root: Path = ROOT) -> list[str]:
     """What breaks the one-owner rule under `root`, one line each."""
-    found, groups = accesses(root), owner_groups(root)
+    found, groups, reading = accesses(root), owner_groups(root), readers(root)
     out = [f"{a.module}:{a.line} names collection {a.collection!r} inline"
            for a in found if a.inline]
     declared = defaultdict(set)
@@ -140,13 +155,18 @@ def problems(root: Path = ROOT) -> list[str]:
             for c, m in sorted(declared.items()) if len(m) > 1]
     for access in found:
         owners = groups.get(access.collection, set()) | {access.declared_in}
-        if access.write and access.module not in owners:
+        if access.module in owners:
+            continue
+        if access.write:
             out.append(f"{access.module}:{access.line} writes {access.collection!r}, "
+                       f"owned by {', '.join(sorted(owners))}")
+        elif access.module not in reading:
+            out.append(f"{access.module}:{access.line} reads {access.collection!r}, "
                        f"owned by {', '.join(sorted(owners))}")
     return out
 
 
-def test_every_collection_is_declared_once_and_written_by_its_owner_only():
+def test_every_collection_is_declared_once_and_used_by_its_owner_or_a_named_reader_only():
     assert problems() == []
 
 
@@ -155,22 +175,35 @@ def test_the_owner_table_names_modules_and_collections_that_exist():
     for collection, owners in owner_groups().items():
         assert owners <= set(mods), sorted(owners - set(mods))
         assert found.get(collection) in owners, (collection, found.get(collection))
+    assert readers() and readers() <= set(mods), sorted(readers() - set(mods))
 
 
-def test_the_check_sees_a_foreign_write_an_inline_name_and_a_second_declaration(tmp_path):
+def test_the_check_sees_a_foreign_write_or_read_an_inline_name_and_a_second_declaration(
+        tmp_path):
     docs = tmp_path / "documents"
     docs.mkdir()
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "architecture.md").write_text("## 4. Documents\n\n## 5. Next\n")
+    (tmp_path / "docs" / "architecture.md").write_text(
+        "## 4. Documents\n\n**Readers across owners.** `report` reads anything.\n\n"
+        "Not a reader: `bystander`.\n\n## 5. Next\n")
     (docs / "owner.py").write_text('THINGS = "things"\n\nasync def f(db):\n'
                                    '    await db[THINGS].insert_one({})\n')
     (docs / "other.py").write_text('from documents import owner\n\nasync def g(db):\n'
                                    '    await db[owner.THINGS].update_one({}, {})\n'
-                                   '    await db["stuff"].find_one({})\n')
+                                   '    await db["stuff"].find_one({})\n'
+                                   '    return await db[owner.THINGS].find_one({})\n')
+    (docs / "report.py").write_text('from documents.owner import THINGS\n\nasync def r(db):\n'
+                                    '    await db[THINGS].count_documents({})\n'
+                                    '    await db[THINGS].delete_many({})\n')
+    (docs / "bystander.py").write_text('from documents import owner\n\nasync def b(db):\n'
+                                       '    return await db[owner.THINGS].find({}).to_list(1)\n')
     (docs / "again.py").write_text('STUFF = "stuff"\n\nasync def h(db):\n'
                                    '    return await db[STUFF].find_one({})\n')
     assert sorted(problems(tmp_path)) == [
         "collection 'stuff' is declared in documents.again, documents.other",
+        "documents.bystander:4 reads 'things', owned by documents.owner",
         "documents.other:4 writes 'things', owned by documents.owner",
         "documents.other:5 names collection 'stuff' inline",
+        "documents.other:6 reads 'things', owned by documents.owner",
+        "documents.report:5 writes 'things', owned by documents.owner",
     ]
