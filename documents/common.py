@@ -106,8 +106,10 @@ def _render_mapping(value: Mapping) -> dict:
     out = {}
     for key, item in value.items():
         kind = type(item)
-        if kind is str or kind is float or kind is bool or item is None:
+        if kind is str or kind is float or kind is bool:
             out["id" if key == "_id" else key] = item
+        elif item is None:  # an amount not set: `x_cents: None` → `x: null`
+            out["id" if key == "_id" else key[:-6] if key.endswith("_cents") else key] = None
         elif kind is int:
             if key.endswith("_cents"):
                 out[key[:-6]] = item / 100          # from_cents, inlined

@@ -157,6 +157,10 @@ class SessionReply(Schema):
     expires_in = fields.Integer()
     accessToken = fields.String()  # the camelCase auth contract
     refreshToken = fields.String()
+    challenge_token = fields.String(allow_none=True)
+    created = fields.Boolean(allow_none=True)
+    otp_required = fields.Boolean(allow_none=True)
+    two_factor_enabled = fields.Boolean(allow_none=True)
 
 
 class ChallengeReply(Schema):
@@ -167,11 +171,19 @@ class ChallengeReply(Schema):
 
 class MessageReply(Schema):
     message = fields.String()
+    email = fields.String(allow_none=True)
+    is_verified = fields.Boolean(allow_none=True)
 
 
 class MeReply(Schema):
     user = fields.Dict()
     claims = fields.Dict()
+    email = fields.String(allow_none=True)
+    exp = fields.Integer(allow_none=True)
+    iat = fields.Integer(allow_none=True)
+    roles = fields.List(fields.String())
+    sub = fields.String(allow_none=True)
+    username = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- base

@@ -31,7 +31,7 @@ from tornado import httputil
 
 from documents import sessions, users
 from documents.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unauthorized
-from handlers import jsonbody
+from handlers import jsonbody, rendering
 from handlers.verbs import (  # noqa: F401 - the handler kit: handlers import them from here
     body,
     multipart,
@@ -303,7 +303,11 @@ class ApiHandler(tornado.web.RequestHandler):
     # ---------------------------------------------------------------- output
 
     def write_json(self, payload: Any, status: int = 200) -> None:
-        """Finish the request with `payload` as JSON and `status`."""
+        """Finish the request with `payload` as JSON and `status`; a success body is
+        rendered through the verb's `@responds` schema (`handlers.rendering`)."""
+        declared = getattr(self._verb(), "_response", None)
+        if declared is not None and 200 <= status < 300:
+            payload = rendering.render(declared, payload)
         self.set_status(status)
         self.finish(encode_json(payload))
 

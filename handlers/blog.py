@@ -138,6 +138,11 @@ class PostOut(ApiSchema):
     published_at = fields.String(allow_none=True)
     author = fields.Nested(UserBriefOut, allow_none=True)
     liked = fields.Boolean()
+    author_id = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    featured_image = fields.String(allow_none=True)
+    is_featured = fields.Boolean(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class LikeOut(ApiSchema):
@@ -150,11 +155,17 @@ class ShareOut(ApiSchema):
     post_id = fields.String()
     shares = fields.Integer()
     share_url = fields.String()
+    model_id = fields.String(allow_none=True)
 
 
 class CategoryOut(ApiSchema):
     name = fields.String()
     count = fields.Integer()
+    created_at = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    icon = fields.String(allow_none=True)
+    order = fields.Integer(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- base

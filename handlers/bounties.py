@@ -121,6 +121,20 @@ class BountyOut(ApiSchema):
     application_count = fields.Integer()
     creator = fields.Nested(UserBriefOut, allow_none=True)
     winner = fields.Dict(allow_none=True)
+    applicants = fields.Integer(allow_none=True)
+    applications = fields.List(fields.Raw(), allow_none=True)
+    category = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    creator_id = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    is_accepting_applications = fields.Boolean(allow_none=True)
+    my_application = fields.Dict(allow_none=True)
+    requirements = fields.String(allow_none=True)
+    tags = fields.List(fields.String(), allow_none=True)
+    updated_at = fields.String(allow_none=True)
+    winner_id = fields.String(allow_none=True)
+    winning_application_id = fields.String(allow_none=True)
 
 
 class ApplicationOut(ApiSchema):
@@ -130,6 +144,11 @@ class ApplicationOut(ApiSchema):
     proposal = fields.String()
     price = fields.Float(allow_none=True)
     status = fields.String()
+    applicant_id = fields.String(allow_none=True)
+    application_count = fields.Integer(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    decided_at = fields.String(allow_none=True)
+    portfolio_model_ids = fields.List(fields.String(), allow_none=True)
 
 
 # --------------------------------------------------------------------------- handlers

@@ -42,6 +42,11 @@ class CategoryOut(ApiSchema):
     model_count = fields.Integer()
     is_active = fields.Boolean()
     enabled = fields.Boolean(metadata={"description": "Seed 004's name of `is_active`"})
+    created_at = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    icon = fields.String(allow_none=True)
+    order = fields.Integer(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class CategoriesHandler(ApiHandler):

@@ -26,8 +26,8 @@ from handlers.base import (
     query,
     responds,
 )
-from handlers.models import ModelOut
 from handlers.schemas import strip_strings
+from handlers.schemas_catalog import ModelOut
 from handlers.schemas_out import UserBriefOut
 
 COLLECTION_ID = r"([^/]+)"
@@ -86,6 +86,12 @@ class CollectionOut(ApiSchema):
     views = fields.Integer()
     followers = fields.Integer()
     owner = fields.Nested(UserBriefOut, allow_none=True)
+    created_at = fields.String(allow_none=True)
+    is_following = fields.Boolean(allow_none=True)
+    model_ids = fields.List(fields.String(), allow_none=True)
+    owner_id = fields.String(allow_none=True)
+    preview_model_ids = fields.List(fields.String(), allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class FollowOut(ApiSchema):

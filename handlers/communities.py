@@ -132,6 +132,11 @@ class CommunityOut(ApiSchema):
     creator = fields.Nested(UserBriefOut, allow_none=True)
     is_member = fields.Boolean()
     membership = fields.Nested(CommunityMembershipOut, allow_none=True)
+    approved_at = fields.String(allow_none=True)
+    approved_by = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    creator_id = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class CommunityMemberOut(CommunityMembershipOut):

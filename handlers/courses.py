@@ -57,6 +57,17 @@ class CourseOut(ApiSchema):
     instructor = fields.Nested(UserBriefOut, allow_none=True)
     is_enrolled = fields.Boolean()
     progress = fields.Integer()
+    category = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    enrolled_at = fields.String(allow_none=True)
+    instructor_id = fields.String(allow_none=True)
+    is_published = fields.Boolean(allow_none=True)
+    tags = fields.List(fields.String(), allow_none=True)
+    thumbnail_url = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
+    video_url = fields.String(allow_none=True)
 
 
 class CoursesHandler(ApiHandler):

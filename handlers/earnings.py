@@ -27,8 +27,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from documents import analytics, catalog, earnings, follows, model_listing, payouts
 from documents.common import render
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds
-from handlers.models import ModelOut
 from handlers.schemas import BlankDropping, MoneyAmount
+from handlers.schemas_catalog import ModelOut
 from handlers.schemas_money import (
     ActivityListOut,
     CreatorAnalyticsOut,

@@ -69,6 +69,10 @@ class CommentOut(ApiSchema):
     replies = fields.List(fields.Dict())
     reply_count = fields.Integer()
     created_at = fields.String()
+    is_deleted = fields.Boolean(allow_none=True)
+    likes = fields.Integer(allow_none=True)
+    updated_at = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
 
 
 class ViewOut(ApiSchema):
@@ -79,6 +83,7 @@ class ViewOut(ApiSchema):
 class ShareOut(ApiSchema):
     share_url = fields.String()
     shares = fields.Integer()
+    model_id = fields.String(allow_none=True)
 
 
 class MediaOut(ApiSchema):
@@ -89,6 +94,13 @@ class MediaOut(ApiSchema):
     url = fields.String()
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
+    content_type = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    format = fields.String(allow_none=True)
+    model_thumbnail_url = fields.String(allow_none=True)
+    owner_id = fields.String(allow_none=True)
+    size = fields.Integer(allow_none=True)
+    thumbnail_url = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- likes

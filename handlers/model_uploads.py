@@ -20,8 +20,9 @@ from documents import files as files_db
 from documents import previews as previews_db
 from documents.errors import Invalid
 from handlers.base import multipart, responds, roles
-from handlers.models import ModelListHandler, ModelOut
+from handlers.models import ModelListHandler
 from handlers.previews import begin as begin_preview
+from handlers.schemas_catalog import ModelOut
 from handlers.uploads import CREATOR_ROLES, MAX_PREVIEWS, StreamedUpload
 from storage import store
 from storage.receive import FileSpec, ReceivedForm

@@ -31,8 +31,12 @@ from handlers.base import (
     responds,
 )
 from handlers.previews import begin as begin_preview
-from handlers.schemas_catalog import CreatorProfileOut, PublicModelOut, UserStatsOut
-from handlers.schemas_out import UserBriefOut
+from handlers.schemas_catalog import (
+    CreatorProfileOut,
+    ModelOut,
+    PublicModelOut,
+    UserStatsOut,
+)
 
 MODEL_ID = r"(?!upload$|analyze$|safety-scan$|featured$)([^/]+)"
 USER_REF = r"(?!me$)([^/]+)"
@@ -126,22 +130,23 @@ class ModelEditSchema(catalog.ModelFieldsSchema):
     preview_images = fields.List(fields.String(), allow_none=True)
 
 
-class ModelOut(ApiSchema):
-    """A model as the API shows it (documentation only)."""
-
-    id = fields.String()
-    title = fields.String()
-    price = fields.Float()
-    status = fields.String()
-    creator = fields.Nested(UserBriefOut, allow_none=True)
-
-
 # --------------------------------------------------------------------------- handlers
+
+_VALUE_COUNTS = {"type": "array", "items": {"type": "object", "description": "{value, count}"}}
+_BANDS = {"type": "array", "items": {"type": "object", "description": "{value, range, count}"}}
+_FLAGS = {"type": "object", "properties": {"true": {"type": "integer"},
+                                           "false": {"type": "integer"}}}
+FACETS = {"type": "object", "description": (
+    "With `facets=true`: counts for the current query and filters (seed 001 §17, "
+    "`documents.model_search.facet_counts`)"),
+    "properties": {"category": _VALUE_COUNTS, "file_format": _VALUE_COUNTS, "price": _BANDS,
+                   "animated": _FLAGS, "rigged": _FLAGS, "poly_count": _BANDS}}
+
 
 class ModelListHandler(ApiHandler):
     @public
     @query(ModelListQuery)
-    @responds(ModelOut, paginated=True)
+    @responds(ModelOut, paginated=True, envelope={"facets": FACETS})
     async def get(self) -> None:
         """Approved, published models with filters, relevance search and sort (seed 000 §3,
         seed 001 §17); with `facets=true` also ``facets`` (`documents.model_search`)."""

@@ -30,6 +30,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import EXCLUDE, Schema, fields
 
+from handlers import rendering
 from handlers.base import ApiHandler, public, responds
 from handlers.schemas_catalog import DocumentOut
 
@@ -72,8 +73,18 @@ class ErrorSchema(Schema):
     error = fields.String(required=True, metadata={
         "description": "The HTTP reason phrase", "example": "Unprocessable Entity"})
 
+    order_id = fields.String(metadata={"description": "The order a declined payment belongs to (402)"})
+    decline_code = fields.String(allow_none=True, metadata={
+        "description": "The payment provider's decline code (402)", "example": "card_declined"})
+    payment_intent_id = fields.String(metadata={
+        "description": "The PaymentIntent waiting for authentication (402 PAYMENT_REQUIRES_ACTION)"})
+    client_secret = fields.String(metadata={
+        "description": "Its client secret, to complete 3-D Secure in the browser (402)"})
+    next_action = fields.Dict(allow_none=True, metadata={
+        "description": "The provider's next step, e.g. a redirect for 3-D Secure (402)"})
+
     class Meta:
-        unknown = EXCLUDE  # domain errors may add fields of their own (e.g. `otp_required`)
+        unknown = EXCLUDE
 
 
 # status → (component name, description)
@@ -275,8 +286,8 @@ def _request(method, operation: dict) -> list[int]:
 
 
 def _response_schema(schema):
-    """A response schema as documented: open to fields it does not list (never
-    `additionalProperties: false`, which request schemas get from `unknown = RAISE`)."""
+    """A response schema as documented (closed to other fields by `rendering.closed`, as the
+    body is rendered through it)."""
     return resolve_schema_cls(schema)(unknown=EXCLUDE) if isinstance(schema, type) else schema
 
 
@@ -305,6 +316,8 @@ def _success(method, handler: type) -> dict[str, dict]:
             body = {"type": "array", "items": schema}
         else:
             body = schema
+        if declared.get("envelope"):
+            body["properties"].update(declared["envelope"])
         media = {"schema": body}
         if declared.get("example") is not None:
             media["example"] = declared["example"]
@@ -446,7 +459,7 @@ def build_spec(routes: list[tuple[str, type]]) -> dict:
     for name, description in sorted(tags.items()):
         spec.tag({"name": name, "description": description} if description else {"name": name})
     # Round trip: validator bounds and defaults may be Decimal, datetime, ObjectId…
-    return json.loads(json.dumps(spec.to_dict(), default=_json_value))
+    return rendering.closed(json.loads(json.dumps(spec.to_dict(), default=_json_value)))
 
 
 def _json_value(value: Any) -> Any:

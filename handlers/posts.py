@@ -160,6 +160,15 @@ class ContentReportOut(ApiSchema):
     details = fields.String(allow_none=True)
     status = fields.String()
     created_at = fields.String()
+    action = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    post_id = fields.String(allow_none=True)
+    reporter = fields.Nested(UserBriefOut, allow_none=True)
+    reporter_id = fields.String(allow_none=True)
+    resolved_at = fields.String(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolver = fields.Nested(UserBriefOut, allow_none=True)
 
 
 # --------------------------------------------------------------------------- helpers

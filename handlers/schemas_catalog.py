@@ -74,7 +74,45 @@ class PublicModelOut(OpenOut):
     views = fields.Integer()
     downloads = fields.Integer()
     rating = fields.Float(allow_none=True)
+    rating_count = _count()
+    comment_count = _count()
+    file_url = _text()
+    preview_status = _text()
+    thumbnails = fields.Dict(allow_none=True)
+    texture_resolution = _text()
+    has_animations = fields.Boolean()
+    has_rigging = fields.Boolean()
+    has_materials = fields.Boolean()
+    has_textures = fields.Boolean()
     created_at = _text()
+
+
+class ModelOut(PublicModelOut):
+    """A model as the catalogue, the creator and staff see it (`documents.catalog.render_model`):
+    the public fields, its state, and — for its creator and staff only — the private fields
+    (`file_key`, `file_id`, `analysis`, moderation details, a replacement file under review)."""
+
+    creator_id = fields.String()
+    status = fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    is_published = fields.Boolean()
+    is_featured = fields.Boolean()
+    sales_count = _count()
+    thumbnail_auto = fields.Boolean()
+    analyzed = fields.Boolean()
+    approved_at = _text()
+    updated_at = _text()
+    file_key = _text()
+    file_id = _text()
+    analysis = fields.Dict(allow_none=True)
+    approved_by = _text()
+    rejection_reason = _text()
+    rejected_at = _text()
+    rejected_by = _text()
+    pending_file = fields.Dict(allow_none=True)
+    file_rejection_reason = _text()
+    file_approved_by = _text()
+    file_approved_at = _text()
+    under_review = fields.List(fields.String(), allow_none=True)
 
 
 class AnalysisOut(OpenOut):
@@ -121,6 +159,12 @@ class ModelSpecsOut(OpenOut):
     has_rigging = fields.Boolean()
     material_count = _count()
     texture_count = _count()
+    analyzed = fields.Boolean(allow_none=True)
+    animation_count = fields.Integer(allow_none=True)
+    bounds = fields.List(fields.Raw(), allow_none=True)
+    created_at = fields.String(allow_none=True)
+    dimensions = fields.Dict(allow_none=True)
+    generated_at = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- search
@@ -136,6 +180,7 @@ class SearchPageOut(OpenOut):
     pages = fields.Integer(required=True)
     type = fields.String()
     q = _text()
+    facets = fields.Dict(allow_none=True)
 
 
 class SuggestionOut(OpenOut):
@@ -200,6 +245,10 @@ class SubscriptionOut(OpenOut):
     has_access = fields.Boolean()
     canceled_at = _text()
     created_at = _text()
+    next_renewal_at = fields.String(allow_none=True)
+    payment_intent_id = fields.String(allow_none=True)
+    provider = fields.String(allow_none=True)
+    renewal_attempt = fields.Integer(allow_none=True)
 
 
 class PlansOut(OpenOut):
@@ -223,6 +272,14 @@ class DocumentOut(OpenOut):
     openapi = fields.String()
     asyncapi = fields.String()
     info = fields.Dict()
+    defaultContentType = fields.String()
+    servers = fields.Raw()
+    channels = fields.Dict()
+    operations = fields.Dict()
+    components = fields.Dict(allow_none=True)
+    paths = fields.Dict(allow_none=True)
+    tags = fields.List(fields.Dict(), allow_none=True)
+    x_close_codes = fields.Dict(data_key="x-close-codes")
 
 
 class WebhookReceiptOut(OpenOut):

@@ -35,6 +35,11 @@ class TestimonialOut(OpenOut):
     user_id = _text()
     created_at = _text()
     updated_at = _text()
+    author = fields.String(allow_none=True)
+    company = fields.String(allow_none=True)
+    featured = fields.Boolean(allow_none=True)
+    text = fields.String(allow_none=True)
+    verified = fields.Boolean(allow_none=True)
 
 
 class SlideOut(OpenOut):
@@ -123,6 +128,7 @@ class NewsletterOut(OpenOut):
     email = fields.String()
     status = fields.String()
     created_at = _text()
+    updated_at = fields.String(allow_none=True)
 
 
 class SettingsOut(OpenOut):
@@ -171,6 +177,9 @@ class EmailRecordOut(OpenOut):
     redacted = fields.Boolean()
     created_at = _text()
     sent_at = _text()
+    headers = fields.Dict(allow_none=True)
+    sent_by = fields.String(allow_none=True)
+    ticket_id = fields.String(allow_none=True)
 
 
 class EmailsQueuedOut(OpenOut):

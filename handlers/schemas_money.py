@@ -52,6 +52,10 @@ class TransactionOut(OpenOut):
     direction = _text()
     model_title = _text()
     model_thumbnail = _text()
+    buyer = fields.Nested(UserBriefOut, allow_none=True)
+    refund_id = fields.String(allow_none=True)
+    refunded_by = fields.String(allow_none=True)
+    seller = fields.Nested(UserBriefOut, allow_none=True)
 
 
 class PurchaseOut(OpenOut):
@@ -69,6 +73,7 @@ class PurchaseOut(OpenOut):
     created_at = _text()
     model = fields.Dict(allow_none=True)
     download_url = _text()
+    user_id = fields.String(allow_none=True)
 
 
 class PurchaseDetailOut(TransactionOut):
@@ -77,6 +82,7 @@ class PurchaseDetailOut(TransactionOut):
     order_number = _text()
     purchase = fields.Nested(PurchaseOut, allow_none=True)
     model = fields.Dict(allow_none=True)
+    refund_id = fields.String(allow_none=True)
 
 
 class DownloadLinkOut(OpenOut):
@@ -284,6 +290,11 @@ class CreatorAnalyticsOut(OpenOut):
     models_by_status = fields.Dict(keys=fields.String(), values=fields.Integer())
     daily = fields.List(fields.Dict())
     top_models = fields.List(fields.Dict())
+    revenue_chart = fields.List(fields.Raw(), allow_none=True)
+    total_downloads = fields.Integer(allow_none=True)
+    total_likes = fields.Integer(allow_none=True)
+    total_revenue = fields.Float(allow_none=True)
+    total_views = fields.Integer(allow_none=True)
 
 
 class ModelAnalyticsOut(OpenOut):
@@ -307,6 +318,7 @@ class RankedCreatorOut(OpenOut):
     revenue = _number()
     followers_count = fields.Integer()
     total_models = fields.Integer()
+    rating_count = fields.Integer(allow_none=True)
 
 
 class LeaderboardOut(OpenOut):

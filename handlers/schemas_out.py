@@ -84,6 +84,15 @@ class UserOut(OpenOut):
     last_login = _text()
     stats = fields.Dict()
     recent_actions = fields.List(fields.Dict())
+    ban_reason = fields.String(allow_none=True)
+    banned_at = fields.String(allow_none=True)
+    banned_by = fields.String(allow_none=True)
+    email_notifications = fields.Boolean(allow_none=True)
+    is_banned = fields.Boolean(allow_none=True)
+    rating = fields.Float(allow_none=True)
+    staff_role = fields.String(allow_none=True)
+    total_models = fields.Integer(allow_none=True)
+    total_sales = fields.Float(allow_none=True)
 
 
 class FollowOut(OpenOut):
@@ -103,6 +112,8 @@ class PasswordChangedOut(OpenOut):
     refresh_token = fields.String()
     token_type = fields.String()
     expires_in = fields.Integer()
+    accessToken = fields.String(allow_none=True)
+    refreshToken = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- cart, checkout
@@ -221,6 +232,11 @@ class TicketOut(OpenOut):
     created_at = _text()
     updated_at = _text()
     resolved_at = _text()
+    last_message_at = fields.String(allow_none=True)
+    staff_read_at = fields.String(allow_none=True)
+    unread_by_staff = fields.Integer(allow_none=True)
+    unread_by_user = fields.Integer(allow_none=True)
+    user_read_at = fields.String(allow_none=True)
 
 
 class TicketPageOut(OpenOut):

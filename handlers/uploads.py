@@ -24,6 +24,7 @@ from documents.errors import DomainError
 from handlers.base import ApiHandler, ApiSchema, multipart, responds
 from handlers.previews import begin as begin_preview
 from handlers.schemas_catalog import AnalysisOut
+from handlers.schemas_out import UserOut
 from storage import store
 from storage.errors import FileTooLarge, FormFieldError, MalformedForm, UploadRejected
 from storage.receive import FileSpec, FormReceiver, ReceivedForm
@@ -59,6 +60,12 @@ class UploadedModelOut(ApiSchema):
     has_rigging = fields.Boolean()
     has_materials = fields.Boolean()
     has_textures = fields.Boolean()
+    animation_count = fields.Integer(allow_none=True)
+    bounds = fields.List(fields.Raw(), allow_none=True)
+    material_count = fields.Integer(allow_none=True)
+    original_name = fields.String(allow_none=True)
+    texture_count = fields.Integer(allow_none=True)
+    texture_resolution = fields.String(allow_none=True)
 
 
 class UploadedImageOut(ApiSchema):
@@ -67,11 +74,17 @@ class UploadedImageOut(ApiSchema):
     width = fields.Integer()
     height = fields.Integer()
     file_id = fields.String()
+    file_format = fields.String(allow_none=True)
+    file_size = fields.Integer(allow_none=True)
+    url = fields.String(allow_none=True)
 
 
 class AvatarOut(ApiSchema):
     avatar_url = fields.String()
     file_id = fields.String()
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+    user = fields.Nested(UserOut, allow_none=True)
 
 
 class UploadedFileOut(ApiSchema):
@@ -80,6 +93,10 @@ class UploadedFileOut(ApiSchema):
     file_size = fields.Integer()
     file_format = fields.String()
     content_type = fields.String()
+    file_url = fields.String(allow_none=True)
+    original_name = fields.String(allow_none=True)
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
 
 
 # --------------------------------------------------------------------------- base

@@ -83,12 +83,15 @@ def query(schema: type[Schema] | Schema) -> Callable:
 
 def responds(schema: type[Schema] | Schema | None = None, status: int = 200,
              many: bool = False, paginated: bool = False, items: bool = False,
-             alternates: tuple[int, ...] = (), example: Any = None, media: str | None = None
-             ) -> Callable:
-    """Document the success response of a verb for OpenAPI (no effect on the request).
+             alternates: tuple[int, ...] = (), example: Any = None, media: str | None = None,
+             envelope: dict[str, Any] | None = None) -> Callable:
+    """Declare the success response of a verb: the OpenAPI document shows it, and the body is
+    rendered through it (`handlers.rendering`: only the fields `schema` declares are sent).
 
     The body is one `schema` object; with `many` a bare array of them; with `items`
     ``{"items": [...]}``; with `paginated` the envelope ``{items, total, page, limit, pages}``.
+    `envelope`: more fields of an `items`/`paginated` envelope, ``{name: JSON schema}``
+    (e.g. the facet counts beside a page of models), sent only when the verb sets them.
     `alternates`: other statuses answered with the same body (e.g. 503 of a readiness check).
     `example`: a whole response body (envelope included) shown in the OpenAPI document;
     `media`: the media type of a body that is not JSON (a string, e.g. ``text/html``)."""
@@ -96,7 +99,8 @@ def responds(schema: type[Schema] | Schema | None = None, status: int = 200,
     def mark(method: Callable) -> Callable:
         method._response = {"schema": schema, "status": status, "many": many,
                             "paginated": paginated, "items": items,
-                            "alternates": alternates, "example": example, "media": media}
+                            "alternates": alternates, "example": example, "media": media,
+                            "envelope": envelope or {}}
         return method
 
     return mark

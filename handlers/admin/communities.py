@@ -51,6 +51,11 @@ class AdminCommunityOut(CommunityOut):
     pending_requests = fields.Integer()
     pending_reports = fields.Integer()
     recent_actions = fields.List(fields.Dict())
+    approved_at = fields.String(allow_none=True)
+    approved_by = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    creator_id = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class ContentReportQuery(PageQuery):
@@ -80,6 +85,9 @@ class AdminContentReportOut(ApiSchema):
     resolved_at = fields.String(allow_none=True)
     content = fields.Dict(allow_none=True)
     created_at = fields.String()
+    post_id = fields.String(allow_none=True)
+    reporter_id = fields.String(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
 
 
 # --------------------------------------------------------------------------- communities

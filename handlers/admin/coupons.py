@@ -116,6 +116,12 @@ class CouponOut(ApiSchema):
     reserved_count = fields.Integer()
     remaining = fields.Integer()
     is_active = fields.Boolean()
+    created_at = fields.String(allow_none=True)
+    created_by = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
+    uses_count = fields.Integer(allow_none=True)
+    valid_until = fields.String(allow_none=True)
 
 
 class CouponsHandler(ApiHandler):

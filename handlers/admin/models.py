@@ -18,6 +18,7 @@ from documents import (
     users,
 )
 from handlers.base import ApiHandler, ApiSchema, PageQuery, body, query, responds, staff
+from handlers.schemas_catalog import ModelOut
 
 MODEL_ID = r"([^/]+)"
 
@@ -51,15 +52,6 @@ class FeatureBody(ApiSchema):
     is_featured = fields.Boolean(required=True)
 
 
-class AdminModelOut(ApiSchema):
-    """A model with its private and moderation fields (documentation only)."""
-
-    id = fields.String()
-    status = fields.String()
-    rejection_reason = fields.String(allow_none=True)
-    file_key = fields.String()
-
-
 class AdminModelHandlerBase(ApiHandler):
     async def rendered(self, model: dict) -> dict:
         """`model` in API form with private fields and the creator's brief card."""
@@ -70,7 +62,7 @@ class AdminModelHandlerBase(ApiHandler):
 class AdminModelsHandler(AdminModelHandlerBase):
     @staff("models.moderate")
     @query(AdminModelsQuery)
-    @responds(AdminModelOut, paginated=True)
+    @responds(ModelOut, paginated=True)
     async def get(self) -> None:
         """Models of every status for moderation: filter `status`, `search`, `category`,
         `creator`; pending ones oldest first (seed 000 §7)."""
@@ -84,7 +76,7 @@ class AdminModelsHandler(AdminModelHandlerBase):
 
 class AdminModelHandler(AdminModelHandlerBase):
     @staff("models.moderate")
-    @responds(AdminModelOut)
+    @responds(ModelOut)
     async def get(self, model_id: str) -> None:
         """One model in any status, with private fields (seed 001 §13 "View model")."""
         self.write_json(await self.rendered(await catalog.get_model(self.db, model_id)))
@@ -102,7 +94,7 @@ class AdminModelHandler(AdminModelHandlerBase):
 class ApproveHandler(AdminModelHandlerBase):
     @staff("models.moderate")
     @body(ApproveBody)
-    @responds(AdminModelOut)
+    @responds(ModelOut)
     async def put(self, model_id: str) -> None:
         """Approve a pending or rejected model (seed 000 §7), or the new file waiting for
         review on a listed model (`pending_file`, which then replaces the live file). 409
@@ -118,7 +110,7 @@ class ApproveHandler(AdminModelHandlerBase):
 class RejectHandler(AdminModelHandlerBase):
     @staff("models.moderate")
     @body(RejectBody)
-    @responds(AdminModelOut)
+    @responds(ModelOut)
     async def put(self, model_id: str) -> None:
         """Reject a pending or approved model, or its new file, with a reason.
 
@@ -136,7 +128,7 @@ class RejectHandler(AdminModelHandlerBase):
 class FeatureHandler(AdminModelHandlerBase):
     @staff("models.moderate")
     @body(FeatureBody)
-    @responds(AdminModelOut)
+    @responds(ModelOut)
     async def put(self, model_id: str) -> None:
         """Feature or unfeature a model (seed 001 §13). Only an approved model can be
         featured: 409 INVALID_STATE otherwise."""
