@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pymongo import DESCENDING
-
-from documents import earnings, outbox, support, users
+from documents import catalog, earnings, model_listing, outbox, payouts, support, users
 from documents.analytics import (
     MODEL_COUNTERS,
     MODEL_STATUSES,
@@ -55,14 +53,12 @@ async def admin_stats(db) -> dict:
     is the gross of completed (not refunded) transactions, a decimal."""
     today = _today()
     return {
-        "total_users": await db[users.COLLECTION].count_documents(LIVE_USERS),
-        "total_models": await db[MODELS].count_documents({}),
+        "total_users": await users.count(db, LIVE_USERS),
+        "total_models": await catalog.count(db, {}),
         "total_revenue": from_cents(await _completed_sum(db, "amount_cents")),
-        "active_users_today": await db[users.COLLECTION].count_documents(
-            {**LIVE_USERS, "last_login": {"$gte": today}}),
-        "new_users_today": await db[users.COLLECTION].count_documents(
-            {**LIVE_USERS, "created_at": {"$gte": today}}),
-        "pending_models": await db[MODELS].count_documents({"status": "pending"}),
+        "active_users_today": await users.count(db, {**LIVE_USERS, "last_login": {"$gte": today}}),
+        "new_users_today": await users.count(db, {**LIVE_USERS, "created_at": {"$gte": today}}),
+        "pending_models": await catalog.count(db, {"status": "pending"}),
         "pending_tickets": await support.count_pending(db),
     }
 
@@ -102,21 +98,20 @@ async def admin_revenue(db, window: Window) -> dict:
                            "platform_fees": (standing, "fees"), "refunds": (refunds, "amount"),
                            "refunds_count": (refunds, "count")},
                   money=("gmv", "platform_fees", "refunds"))
-    payouts = await group_sums(db, earnings.PAYOUTS, {}, "status", {"amount": "amount_cents"})
-    open_ = [payouts.get(s, {}) for s in earnings.OPEN_PAYOUT]
+    payout_sums = await group_sums(db, earnings.PAYOUTS, {}, "status", {"amount": "amount_cents"})
+    open_ = [payout_sums.get(s, {}) for s in earnings.OPEN_PAYOUT]
     return {"period": window.describe(), "totals": render(await revenue_totals(db, window)),
             "all_time": render(await revenue_totals(db)),
             "payouts": {"requested": from_cents(sum(int(p.get("amount", 0)) for p in open_)),
                         "requested_count": sum(int(p.get("count", 0)) for p in open_),
-                        "paid": from_cents(payouts.get("paid", {}).get("amount", 0)),
-                        "paid_count": int(payouts.get("paid", {}).get("count", 0))},
+                        "paid": from_cents(payout_sums.get("paid", {}).get("amount", 0)),
+                        "paid_count": int(payout_sums.get("paid", {}).get("count", 0))},
             "daily": daily}
 
 
 async def admin_users(db, window: Window) -> dict:
     """User analytics: ``{period, total, by_type: {buyer, creator}, staff, verified, banned,
     active_today, new_today, new_in_period, daily: [{date, signups, buyers, creators}]}``."""
-    col = db[users.COLLECTION]
     by_type = await group_sums(db, users.COLLECTION, LIVE_USERS, "user_type", {})
     buyers = await daily_counts(db, users.COLLECTION, {**LIVE_USERS, "user_type": "buyer"},
                           "created_at", window)
@@ -127,14 +122,14 @@ async def admin_users(db, window: Window) -> dict:
                            "creators": (creators, "count")})
     today = _today()
     return {"period": window.describe(),
-            "total": await col.count_documents(LIVE_USERS),
+            "total": await users.count(db, LIVE_USERS),
             "by_type": {t: int(by_type.get(t, {}).get("count", 0)) for t in users.USER_TYPES},
-            "staff": await col.count_documents({**LIVE_USERS, "staff_role": {"$in": list(
-                users.STAFF_ROLES)}}),
-            "verified": await col.count_documents({**LIVE_USERS, "is_verified": True}),
-            "banned": await col.count_documents({**LIVE_USERS, "is_banned": True}),
-            "active_today": await col.count_documents({**LIVE_USERS, "last_login": {"$gte": today}}),
-            "new_today": await col.count_documents({**LIVE_USERS, "created_at": {"$gte": today}}),
+            "staff": await users.count(
+                db, {**LIVE_USERS, "staff_role": {"$in": list(users.STAFF_ROLES)}}),
+            "verified": await users.count(db, {**LIVE_USERS, "is_verified": True}),
+            "banned": await users.count(db, {**LIVE_USERS, "is_banned": True}),
+            "active_today": await users.count(db, {**LIVE_USERS, "last_login": {"$gte": today}}),
+            "new_today": await users.count(db, {**LIVE_USERS, "created_at": {"$gte": today}}),
             "new_in_period": sum(p["signups"] for p in daily), "daily": daily}
 
 
@@ -144,9 +139,7 @@ async def admin_models(db, window: Window) -> dict:
     by_status = await group_sums(db, MODELS, {}, "status", MODEL_COUNTERS)
     by_category = await group_sums(db, MODELS, {}, "category", {})
     uploads = await daily_counts(db, MODELS, {}, "created_at", window)
-    top = await db[MODELS].find({"status": "approved"}, {"title": 1, "views": 1, "likes": 1,
-                                                         "downloads": 1, "sales_count": 1}) \
-        .sort([("views", DESCENDING), ("_id", DESCENDING)]).to_list(10)
+    top = await model_listing.most_viewed_approved(db, 10)
     return {"period": window.describe(),
             "total": sum(int(r["count"]) for r in by_status.values()),
             "by_status": {s: int(by_status.get(s, {}).get("count", 0)) for s in MODEL_STATUSES},
@@ -209,9 +202,8 @@ async def admin_alerts(db, now: datetime | None = None) -> list[dict]:
     action_url, data}]``."""
     now = now or utcnow()
     alerts = []
-    old = {"status": "pending", "created_at": {"$lte": now - PENDING_MODEL_ALERT_AGE}}
-    if count := await db[MODELS].count_documents(old):
-        oldest = await db[MODELS].find_one(old, sort=[("created_at", 1)])
+    count, oldest = await model_listing.pending_since(db, now - PENDING_MODEL_ALERT_AGE)
+    if count:
         alerts.append(_alert("stale_pending_models", "warning",
                              f"{count} model(s) waiting for review for more than 48 hours",
                              count, "/admin/models?status=pending",
@@ -219,8 +211,7 @@ async def admin_alerts(db, now: datetime | None = None) -> list[dict]:
     if count := await support.count_pending(db):
         alerts.append(_alert("pending_tickets", "info", f"{count} support ticket(s) waiting",
                              count, "/admin/support"))
-    if count := await db[earnings.PAYOUTS].count_documents(
-            {"status": {"$in": list(earnings.OPEN_PAYOUT)}}):
+    if count := await payouts.open_count(db):
         alerts.append(_alert("payout_requests", "warning", f"{count} payout request(s) waiting",
                              count, "/admin/revenue"))
     if count := await outbox.count_failed(db, now - timedelta(days=7)):

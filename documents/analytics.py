@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import DESCENDING
 
-from documents import catalog, earnings, purchases, users
+from documents import catalog, earnings, model_listing, purchases, user_directory, users
 from documents.common import from_cents, iso, render, utcnow
 
 DEFAULT_DAYS = 30
@@ -114,16 +114,11 @@ async def model_totals(db, creator_id) -> dict:
     rows = await group_sums(db, MODELS, {"creator_id": creator_id}, "status", MODEL_COUNTERS)
     out = {"models": sum(int(r["count"]) for r in rows.values()),
            "by_status": {s: int(rows.get(s, {}).get("count", 0)) for s in MODEL_STATUSES},
-           "published": await db[MODELS].count_documents(
-               {"creator_id": creator_id, "status": "approved", "is_published": True})}
+           "published": await catalog.count(
+               db, {"creator_id": creator_id, "status": "approved", "is_published": True})}
     for name in MODEL_COUNTERS:
         out[name] = sum(int(r.get(name) or 0) for r in rows.values())
     return out
-
-
-async def _model_ids(db, creator_id) -> list:
-    docs = await db[MODELS].find({"creator_id": creator_id}, {"_id": 1}).to_list(None)
-    return [d["_id"] for d in docs]
 
 
 async def _seller_daily(db, match: dict, window: Window) -> dict:
@@ -134,8 +129,7 @@ async def _seller_daily(db, match: dict, window: Window) -> dict:
 async def top_models(db, creator_id, limit: int = 5) -> list[dict]:
     """The creator's best models by sales then views: ``[{id, title, thumbnail_url, status,
     views, likes, downloads, sales, revenue, earnings}]`` (revenue from transactions)."""
-    docs = await db[MODELS].find({"creator_id": creator_id}).sort(
-        [("sales_count", DESCENDING), ("views", DESCENDING), ("_id", DESCENDING)]).to_list(limit)
+    docs = await model_listing.best_selling_by(db, creator_id, limit)
     money = await group_sums(db, TRANSACTIONS, {"model_id": {"$in": [d["_id"] for d in docs]},
                                                  "payment_status": "completed"}, "model_id",
                               {"revenue": "amount_cents", "earnings": "seller_amount_cents"})
@@ -156,7 +150,7 @@ async def creator_analytics(db, user: dict, days: int = DEFAULT_DAYS) -> dict:
     uid = user["_id"]
     counters = await model_totals(db, uid)
     sales = await earnings.sales_totals(db, uid)
-    ids = await _model_ids(db, uid)
+    ids = await model_listing.ids_by_creator(db, uid)
     daily = fill(window, {
         "sales": (txn := await _seller_daily(db, {"seller_id": uid}, window), "count"),
         "revenue": (txn, "revenue"), "earnings": (txn, "earnings"),
@@ -279,9 +273,8 @@ async def creator_activity(db, user_id, limit: int = 20) -> list[dict]:
     """The newest things that happened to a creator, newest first (seed 004 "Dashboard"
     activity): sales, new followers, likes and comments on their models, payout changes.
     Each ``{type, message, created_at, data}``."""
-    ids = await _model_ids(db, user_id)
-    titles = {m["_id"]: m.get("title") for m in
-              await db[MODELS].find({"_id": {"$in": ids}}, {"title": 1}).to_list(None)}
+    ids = await model_listing.ids_by_creator(db, user_id)
+    titles = await model_listing.titles(db, ids)
     events = []
     for t in await newest(db, TRANSACTIONS, {"seller_id": user_id}, limit):
         events.append(event("sale", t["created_at"], f'Sold "{titles.get(t["model_id"], "a model")}"',
@@ -325,14 +318,7 @@ def _since(period: str) -> datetime | None:
 
 
 async def _sales_scores(db, since: datetime | None, limit: int) -> list[tuple]:
-    match: dict = {"payment_status": "completed"}
-    if since:
-        match["created_at"] = {"$gte": since}
-    rows = await db[TRANSACTIONS].aggregate([
-        {"$match": match},
-        {"$group": {"_id": "$seller_id", "n": {"$sum": 1}, "amount": {"$sum": "$amount_cents"}}},
-        {"$sort": {"n": -1, "amount": -1}}, {"$limit": limit},
-    ]).to_list(None)
+    rows = await purchases.top_sellers(db, since, limit)
     return [(r["_id"], int(r["n"]), {"revenue": from_cents(r["amount"])}) for r in rows]
 
 
@@ -342,21 +328,14 @@ async def _download_scores(db, since: datetime | None) -> list[tuple]:
                                  {"downloads": "downloads"})
         return [(k, int(r["downloads"]), {}) for k, r in rows.items() if r["downloads"]]
     per_model = await group_sums(db, "purchases", {"created_at": {"$gte": since}}, "model_id", {})
-    owners = await db[MODELS].find({"_id": {"$in": list(per_model)}},
-                                   {"creator_id": 1}).to_list(None)
     totals: dict = {}
-    for m in owners:
-        totals[m["creator_id"]] = totals.get(m["creator_id"], 0) + int(per_model[m["_id"]]["count"])
+    for model_id, creator_id in (await model_listing.creators_of(db, list(per_model))).items():
+        totals[creator_id] = totals.get(creator_id, 0) + int(per_model[model_id]["count"])
     return [(k, v, {}) for k, v in totals.items()]
 
 
 async def _rating_scores(db) -> list[tuple]:
-    rows = await db[MODELS].aggregate([
-        {"$match": {"status": "approved", "rating_count": {"$gt": 0}}},
-        {"$group": {"_id": "$creator_id", "weighted": {"$sum": {"$multiply": ["$rating",
-                                                                             "$rating_count"]}},
-                    "ratings": {"$sum": "$rating_count"}}},
-    ]).to_list(None)
+    rows = await model_listing.creator_ratings(db)
     return [(r["_id"], round(float(r["weighted"]) / int(r["ratings"]), 2),
              {"rating_count": int(r["ratings"])}) for r in rows if r["ratings"]]
 
@@ -397,10 +376,8 @@ async def top_creators(db, limit: int = 10) -> list[dict]:
     """Top creators (seed 004 homepage "top creators"): by completed sales (all time), then
     followers. ``[{creator, total_sales, revenue, followers_count, total_models}]``."""
     sellers = {uid: (n, extra["revenue"]) for uid, n, extra in await _sales_scores(db, None, limit)}
-    popular = await db[users.COLLECTION].find(
-        {"user_type": "creator", "is_banned": {"$ne": True}, "deleted_at": None},
-        {"_id": 1}).sort([("followers_count", DESCENDING), ("_id", DESCENDING)]).to_list(limit)
-    people = await users.get_many(db, list(sellers) + [p["_id"] for p in popular])
+    popular = await user_directory.most_followed_creator_ids(db, limit)
+    people = await users.get_many(db, list(sellers) + popular)
     rows = []
     for uid, person in people.items():
         if person.get("is_banned") or person.get("deleted_at"):

@@ -27,6 +27,7 @@ Staff changes (`create`, `update`, `delete`) are recorded in the admin audit log
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -341,3 +342,15 @@ async def release_use(db, coupon_id, order_id) -> bool:
 async def forget_release(db, coupon_id, order_id) -> None:
     """The order `order_id` is marked released: its give-back is no longer in flight."""
     await money.forget_op(db[COUPONS], coupon_id, f"release:{order_id}")
+
+
+async def with_ops_in_flight(db, kind: str) -> AsyncIterator[dict]:
+    """The coupons with an op of `kind` (``"hold"`` or ``"release"``) in flight in their
+    `ops`, streamed as ``{_id, ops}``."""
+    async for coupon in db[COUPONS].find({"ops": {"$regex": f"^{kind}:"}}, {"ops": 1}):
+        yield coupon
+
+
+async def has_op(db, coupon_id, op: str) -> bool:
+    """Whether the coupon still has `op` in flight in its `ops`."""
+    return await db[COUPONS].find_one({"_id": coupon_id, "ops": op}, {"_id": 1}) is not None

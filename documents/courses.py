@@ -342,3 +342,15 @@ async def render_detail(db, course: dict, viewer: dict | None) -> dict:
     instructors = await users.get_many(db, [course.get("instructor_id")])
     return render_course(course, instructors, enrollment=enrollment,
                          with_video=enrollment is not None or can_manage(viewer, course))
+
+
+async def any_stored(db) -> bool:
+    """Whether the `courses` collection holds any course at all (any state)."""
+    return await db[COLLECTION].find_one({}, {"_id": 1}) is not None
+
+
+async def newest_page(db, query: dict, *, page: int, limit: int) -> tuple[list[dict], dict]:
+    """One page of the courses matching `query` (a `courses` filter), newest first (newest
+    id on a tie): (stored documents, pagination meta ``{total, page, limit, pages}``)."""
+    return await paginate(db[COLLECTION], query, page=page, limit=limit,
+                          sort=[("created_at", DESCENDING), ("_id", DESCENDING)])

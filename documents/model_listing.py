@@ -173,3 +173,60 @@ async def creator_stats(db, creator: dict) -> dict:
             "followers_count": int(creator.get("followers_count") or 0),
             "following_count": int(creator.get("following_count") or 0),
             "rating": float(creator.get("rating") or 0.0)}
+
+
+# --------------------------------------------------------------------------- reports
+
+async def most_viewed_approved(db, limit: int) -> list[dict]:
+    """The approved models with the most views, newest id first on a tie: ``[{_id, title,
+    views, likes, downloads, sales_count}]``."""
+    return await db[COLLECTION].find(
+        {"status": "approved"},
+        {"title": 1, "views": 1, "likes": 1, "downloads": 1, "sales_count": 1}) \
+        .sort([("views", DESCENDING), ("_id", DESCENDING)]).to_list(limit)
+
+
+async def pending_since(db, cutoff) -> tuple[int, dict | None]:
+    """Models pending review created at or before `cutoff` (a UTC datetime): (how many, the
+    oldest of them; None when there are none)."""
+    old = {"status": "pending", "created_at": {"$lte": cutoff}}
+    count = await db[COLLECTION].count_documents(old)
+    if not count:
+        return 0, None
+    return count, await db[COLLECTION].find_one(old, sort=[("created_at", 1)])
+
+
+async def ids_by_creator(db, creator_id) -> list:
+    """The ids of every model of the creator, any status."""
+    docs = await db[COLLECTION].find({"creator_id": creator_id}, {"_id": 1}).to_list(None)
+    return [d["_id"] for d in docs]
+
+
+async def best_selling_by(db, creator_id, limit: int) -> list[dict]:
+    """The creator's models (whole documents, any status) by sales count, then views, then
+    newest id."""
+    return await db[COLLECTION].find({"creator_id": creator_id}).sort(
+        [("sales_count", DESCENDING), ("views", DESCENDING), ("_id", DESCENDING)]).to_list(limit)
+
+
+async def titles(db, ids: list) -> dict:
+    """``{model id: title}`` for the models of `ids` that exist (title None when unset)."""
+    return {m["_id"]: m.get("title") for m in
+            await db[COLLECTION].find({"_id": {"$in": ids}}, {"title": 1}).to_list(None)}
+
+
+async def creators_of(db, ids: list) -> dict:
+    """``{model id: creator id}`` for the models of `ids` that exist."""
+    return {m["_id"]: m["creator_id"] for m in await db[COLLECTION].find(
+        {"_id": {"$in": ids}}, {"creator_id": 1}).to_list(None)}
+
+
+async def creator_ratings(db) -> list[dict]:
+    """Per creator, over their approved rated models: ``[{_id: creator id, weighted: sum of
+    rating × rating_count, ratings: sum of rating_count}]``, in no set order."""
+    return await db[COLLECTION].aggregate([
+        {"$match": {"status": "approved", "rating_count": {"$gt": 0}}},
+        {"$group": {"_id": "$creator_id", "weighted": {"$sum": {"$multiply": ["$rating",
+                                                                             "$rating_count"]}},
+                    "ratings": {"$sum": "$rating_count"}}},
+    ]).to_list(None)

@@ -364,6 +364,47 @@ async def finish_release(db, order: dict) -> bool:
     return given
 
 
+# --------------------------------------------------------------------------- stranded holds
+
+async def abandoned_holding_coupon(db, before, limit: int) -> list:
+    """The ids of open orders (OPEN) that hold a coupon use (``coupon_hold: "held"``) and were
+    created at or before `before` (a UTC datetime), at most `limit`."""
+    docs = await db[ORDERS].find(
+        {"coupon_hold": "held", "status": {"$in": list(OPEN)},
+         "created_at": {"$lte": before}}, {"_id": 1}).to_list(limit)
+    return [d["_id"] for d in docs]
+
+
+async def closed_holding_coupon(db, limit: int) -> list:
+    """The ids of failed or canceled orders whose coupon use was never given back
+    (``coupon_hold: "held"``), at most `limit`."""
+    docs = await db[ORDERS].find(
+        {"coupon_hold": "held", "status": {"$in": ["failed", "canceled"]}},
+        {"_id": 1}).to_list(limit)
+    return [d["_id"] for d in docs]
+
+
+async def releases_cut_short(db, before, limit: int) -> list[dict]:
+    """Orders whose coupon give-back started at or before `before` (a UTC datetime) and
+    never finished (``coupon_hold: "releasing"``): ``[{_id, coupon_id}]``, at most `limit`,
+    as `finish_release` takes them."""
+    return await db[ORDERS].find(
+        {"coupon_hold": "releasing", "coupon_releasing_at": {"$lte": before}},
+        {"_id": 1, "coupon_id": 1}).to_list(limit)
+
+
+async def coupon_released(db, order_id) -> bool:
+    """Whether the order exists and its coupon use is given back (``coupon_hold:
+    "released"``)."""
+    return await db[ORDERS].find_one(
+        {"_id": order_id, "coupon_hold": "released"}, {"_id": 1}) is not None
+
+
+async def is_stored(db, order_id) -> bool:
+    """Whether an order with this id exists, in any state."""
+    return await db[ORDERS].find_one({"_id": order_id}, {"_id": 1}) is not None
+
+
 # --------------------------------------------------------------------------- rendering
 
 async def transactions_of(db, order_id) -> list[dict]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -209,6 +210,28 @@ async def finish_take(db, payout: dict) -> None:
     await _ledger_line(db, "payout", payout, -payout["amount_cents"])
     await money.forget_op(db[BALANCES], payout["seller_id"],
                           take_op(payout["_id"], payout["amount_cents"]))
+
+
+async def balances_with_takes(db) -> AsyncIterator[dict]:
+    """The seller balances with a take op (`take_op`) in flight, streamed as ``{_id: seller
+    id, ops}``."""
+    async for balance in db[BALANCES].find({"ops": {"$regex": "^payout:"}}, {"ops": 1}):
+        yield balance
+
+
+async def stored(db, payout_id) -> dict | None:
+    """The payout with this id, or None when it was never stored."""
+    return await db[PAYOUTS].find_one({"_id": payout_id})
+
+
+async def give_back_take(db, seller_id, op: str, amount_cents: int) -> bool:
+    """Put back on the seller's `available_cents` the amount of a take whose payout was
+    never stored, and drop its op; conditional on the op, so exactly once. True when this
+    call gave it back."""
+    result = await db[BALANCES].update_one(
+        {"_id": seller_id, "ops": op},
+        {"$inc": {"available_cents": amount_cents}, "$pull": {"ops": op}})
+    return bool(result.modified_count)
 
 
 def render_payout(payout: dict, seller: dict | None = None) -> dict:

@@ -213,3 +213,17 @@ async def owned_model_ids(db, user_id, model_ids: list) -> set:
     cursor = db[PURCHASES].find({"user_id": user_id, "model_id": {"$in": list(model_ids)},
                                  "status": "active"}, {"model_id": 1})
     return {doc["model_id"] async for doc in cursor}
+
+
+async def top_sellers(db, since, limit: int) -> list[dict]:
+    """Sellers by completed sales made since `since` (a UTC datetime; all time when None),
+    most sales first, then most gross: ``[{_id: seller id, n: sales, amount: gross cents}]``,
+    at most `limit`."""
+    match: dict = {"payment_status": "completed"}
+    if since:
+        match["created_at"] = {"$gte": since}
+    return await db[TRANSACTIONS].aggregate([
+        {"$match": match},
+        {"$group": {"_id": "$seller_id", "n": {"$sum": 1}, "amount": {"$sum": "$amount_cents"}}},
+        {"$sort": {"n": -1, "amount": -1}}, {"$limit": limit},
+    ]).to_list(None)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from documents import coupons, money, orders, payouts
+from documents import coupons, orders, payouts
 from documents.common import utcnow
 
 log = logging.getLogger("hwc3d.reclaim")
@@ -46,22 +46,13 @@ async def reclaim_coupons(db, now: datetime | None = None) -> int:
     """Give back every stranded coupon use; returns how many were given back."""
     now = now or utcnow()
     given = 0
-    abandoned = await db[orders.ORDERS].find(
-        {"coupon_hold": "held", "status": {"$in": list(orders.OPEN)},
-         "created_at": {"$lte": now - orders.CLAIM_TTL}}, {"_id": 1}).to_list(BATCH)
-    for order in abandoned:
-        if await orders.cancel_order(db, order["_id"]):
-            await orders.release_claims(db, order["_id"])
+    for order_id in await orders.abandoned_holding_coupon(db, now - orders.CLAIM_TTL, BATCH):
+        if await orders.cancel_order(db, order_id):
+            await orders.release_claims(db, order_id)
             given += 1
-    closed = await db[orders.ORDERS].find(
-        {"coupon_hold": "held", "status": {"$in": ["failed", "canceled"]}},
-        {"_id": 1}).to_list(BATCH)
-    for order in closed:
-        given += await orders.release_coupon(db, order["_id"])
-    cut_short = await db[orders.ORDERS].find(
-        {"coupon_hold": "releasing", "coupon_releasing_at": {"$lte": now - STRANDED_AFTER}},
-        {"_id": 1, "coupon_id": 1}).to_list(BATCH)
-    for order in cut_short:
+    for order_id in await orders.closed_holding_coupon(db, BATCH):
+        given += await orders.release_coupon(db, order_id)
+    for order in await orders.releases_cut_short(db, now - STRANDED_AFTER, BATCH):
         given += await orders.finish_release(db, order)
     await _forget_finished_releases(db)
     given += await _drop_unstored_holds(db, now - orders.CLAIM_TTL)
@@ -71,28 +62,27 @@ async def reclaim_coupons(db, now: datetime | None = None) -> int:
 
 
 async def _forget_finished_releases(db) -> None:
-    async for coupon in db[coupons.COUPONS].find({"ops": {"$regex": "^release:"}}, {"ops": 1}):
+    async for coupon in coupons.with_ops_in_flight(db, "release"):
         for op in coupon.get("ops") or []:
             match = _RELEASE.match(op)
-            if match and await db[orders.ORDERS].find_one(
-                    {"_id": ObjectId(match.group(1)), "coupon_hold": "released"}, {"_id": 1}):
+            if match and await orders.coupon_released(db, ObjectId(match.group(1))):
                 await coupons.forget_release(db, coupon["_id"], ObjectId(match.group(1)))
 
 
 async def _drop_unstored_holds(db, cutoff: datetime) -> int:
     dropped = 0
-    async for coupon in db[coupons.COUPONS].find({"ops": {"$regex": "^hold:"}}, {"ops": 1}):
+    async for coupon in coupons.with_ops_in_flight(db, "hold"):
         for op in coupon.get("ops") or []:
             match = _HOLD.match(op)
             if not match or not _older(ObjectId(match.group(1)), cutoff):
                 continue
             order_id = ObjectId(match.group(1))
-            if await db[orders.ORDERS].find_one({"_id": order_id}, {"_id": 1}) is not None:
+            if await orders.is_stored(db, order_id):
                 await coupons.confirm_hold(db, coupon["_id"], order_id)  # stored: only forget op
                 continue
-            before = await db[coupons.COUPONS].find_one({"_id": coupon["_id"], "ops": op}, {"_id": 1})
+            held = await coupons.has_op(db, coupon["_id"], op)
             await coupons.drop_hold(db, coupon["_id"], order_id)
-            dropped += before is not None
+            dropped += held
     return dropped
 
 
@@ -100,8 +90,7 @@ async def reclaim_payouts(db, now: datetime | None = None) -> int:
     """Resolve every stranded payout take; returns the cents given back."""
     cutoff = (now or utcnow()) - STRANDED_AFTER
     given = 0
-    async for balance in db[money.BALANCES].find({"ops": {"$regex": "^payout:"}},
-                                                 {"ops": 1}):
+    async for balance in payouts.balances_with_takes(db):
         for op in balance.get("ops") or []:
             match = _TAKE.match(op)
             if not match:
@@ -112,14 +101,11 @@ async def reclaim_payouts(db, now: datetime | None = None) -> int:
                 continue
             if not _older(payout_id, cutoff):
                 continue
-            payout = await db[payouts.PAYOUTS].find_one({"_id": payout_id})
+            payout = await payouts.stored(db, payout_id)
             if payout is not None:
                 await payouts.finish_take(db, payout)
                 continue
-            result = await db[money.BALANCES].update_one(
-                {"_id": balance["_id"], "ops": op},
-                {"$inc": {"available_cents": amount}, "$pull": {"ops": op}})
-            if result.modified_count:
+            if await payouts.give_back_take(db, balance["_id"], op, amount):
                 log.warning("gave back %d cents of payout %s that was never stored to "
                             "seller %s", amount, payout_id, balance["_id"])
                 given += amount

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import re
 
-from pymongo import DESCENDING
-
-from documents import catalog, communities, courses, model_search, search_engine, users
-from documents.common import omit, paginate, render, search_regex
+from documents import catalog, community_directory, courses, model_search, user_directory, users
+from documents.common import omit, render, search_regex
 from documents.errors import Forbidden
 
 INDEXES: dict = {}   # every searched collection declares its indexes in its own module
@@ -111,14 +109,9 @@ async def search_users(db, q: str, filters: dict, *, page: int,
                        limit: int) -> tuple[list[dict], dict]:
     """Public profiles matching `q` (by relevance: names, skills, user type, bio) and the
     filters, else most followed first, in public form."""
-    if q and q.strip():
-        docs, meta = await search_engine.ranked_page(
-            db, "users", q, db[users.COLLECTION], users_query("", filters), page=page,
-            limit=limit, where={"visible": True})
-        return [users.render_public(d) for d in docs], meta
-    docs, meta = await paginate(db[users.COLLECTION], users_query(q, filters), page=page,
-                                limit=limit, sort=[("followers_count", DESCENDING),
-                                                   ("_id", DESCENDING)])
+    ranked = bool(q and q.strip())
+    docs, meta = await user_directory.profiles_page(
+        db, q, users_query("" if ranked else q, filters), page=page, limit=limit)
     return [users.render_public(d) for d in docs], meta
 
 
@@ -150,14 +143,10 @@ async def search_communities(db, q: str, filters: dict, *, page: int, limit: int
                              staff: bool) -> tuple[list[dict], dict]:
     """Communities matching `q` (by relevance: name, category, description) and the
     filters, else most members first, as cards."""
-    if q and q.strip():
-        docs, meta = await search_engine.ranked_page(
-            db, "communities", q, db[communities.COMMUNITIES], communities_query("", filters, staff=staff),
-            page=page, limit=limit)
-        return [render_community_card(d) for d in docs], meta
-    docs, meta = await paginate(db[communities.COMMUNITIES], communities_query(q, filters, staff=staff),
-                                page=page, limit=limit,
-                                sort=[("member_count", DESCENDING), ("_id", DESCENDING)])
+    ranked = bool(q and q.strip())
+    docs, meta = await community_directory.communities_page(
+        db, q, communities_query("" if ranked else q, filters, staff=staff), page=page,
+        limit=limit)
     return [render_community_card(d) for d in docs], meta
 
 
@@ -179,10 +168,9 @@ async def search_courses(db, q: str, filters: dict, *, page: int,
                          limit: int) -> tuple[list[dict], dict]:
     """Courses matching `q` and the filters, newest first; an empty page while there are
     no courses."""
-    if await db[courses.COLLECTION].find_one({}, {"_id": 1}) is None:
+    if not await courses.any_stored(db):
         return _empty(page, limit)
-    docs, meta = await paginate(db[courses.COLLECTION], courses_query(q, filters), page=page, limit=limit,
-                                sort=[("created_at", DESCENDING), ("_id", DESCENDING)])
+    docs, meta = await courses.newest_page(db, courses_query(q, filters), page=page, limit=limit)
     return [render(omit(d, ("video_url",))) for d in docs], meta
 
 

@@ -6,7 +6,7 @@ string literal written in place, a module-level constant, a constant imported fr
 module (``from documents.x import NAME`` or ``x.NAME``), or an alias of one. An access
 followed by a write method is a write. The owner of a collection is the module whose constant
 holds its name, widened to the group of modules the §4 table lists with it. Only the owner
-reads it too, except the readers across owners that §4 names in its paragraph of that name.
+reads it too: every other module asks the owner's functions.
 """
 from __future__ import annotations
 
@@ -119,16 +119,6 @@ def _section_4(root: Path) -> str:
     return text.split("## 4.", 1)[1].split("\n## ", 1)[0]
 
 
-def readers(root: Path = ROOT) -> set[str]:
-    """The modules (``documents.x``) named in §4's "Readers across owners" paragraph: they
-    may read any collection (never write one they do not own)."""
-    section = _section_4(root)
-    if "Readers across owners" not in section:
-        return set()
-    paragraph = re.split(r"\n\s*\n|\n\s*- ", section.split("Readers across owners", 1)[1])[0]
-    return {f"documents.{m}" for m in re.findall(r"`([a-z_]+)`", paragraph)}
-
-
 def owner_groups(root: Path = ROOT) -> dict[str, set[str]]:
     """Collection → the modules (``documents.x``) of its row in the §4 owner table."""
     section = _section_4(root)
@@ -145,7 +135,7 @@ def owner_groups(root: Path = ROOT) -> dict[str, set[str]]:
 
 def problems(root: Path = ROOT) -> list[str]:
     """What breaks the one-owner rule under `root`, one line each."""
-    found, groups, reading = accesses(root), owner_groups(root), readers(root)
+    found, groups = accesses(root), owner_groups(root)
     out = [f"{a.module}:{a.line} names collection {a.collection!r} inline"
            for a in found if a.inline]
     declared = defaultdict(set)
@@ -157,16 +147,13 @@ def problems(root: Path = ROOT) -> list[str]:
         owners = groups.get(access.collection, set()) | {access.declared_in}
         if access.module in owners:
             continue
-        if access.write:
-            out.append(f"{access.module}:{access.line} writes {access.collection!r}, "
-                       f"owned by {', '.join(sorted(owners))}")
-        elif access.module not in reading:
-            out.append(f"{access.module}:{access.line} reads {access.collection!r}, "
-                       f"owned by {', '.join(sorted(owners))}")
+        verb = "writes" if access.write else "reads"
+        out.append(f"{access.module}:{access.line} {verb} {access.collection!r}, "
+                   f"owned by {', '.join(sorted(owners))}")
     return out
 
 
-def test_every_collection_is_declared_once_and_used_by_its_owner_or_a_named_reader_only():
+def test_every_collection_is_declared_once_and_used_by_its_owner_only():
     assert problems() == []
 
 
@@ -175,7 +162,6 @@ def test_the_owner_table_names_modules_and_collections_that_exist():
     for collection, owners in owner_groups().items():
         assert owners <= set(mods), sorted(owners - set(mods))
         assert found.get(collection) in owners, (collection, found.get(collection))
-    assert readers() and readers() <= set(mods), sorted(readers() - set(mods))
 
 
 def test_the_check_sees_a_foreign_write_or_read_an_inline_name_and_a_second_declaration(
@@ -184,8 +170,8 @@ def test_the_check_sees_a_foreign_write_or_read_an_inline_name_and_a_second_decl
     docs.mkdir()
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "architecture.md").write_text(
-        "## 4. Documents\n\n**Readers across owners.** `report` reads anything.\n\n"
-        "Not a reader: `bystander`.\n\n## 5. Next\n")
+        "## 4. Documents\n\n| owner modules | collections |\n|---|---|\n"
+        "| `owner`, `helper` | `things` |\n\nNot an owner: `bystander`.\n\n## 5. Next\n")
     (docs / "owner.py").write_text('THINGS = "things"\n\nasync def f(db):\n'
                                    '    await db[THINGS].insert_one({})\n')
     (docs / "other.py").write_text('from documents import owner\n\nasync def g(db):\n'
@@ -199,11 +185,16 @@ def test_the_check_sees_a_foreign_write_or_read_an_inline_name_and_a_second_decl
                                        '    return await db[owner.THINGS].find({}).to_list(1)\n')
     (docs / "again.py").write_text('STUFF = "stuff"\n\nasync def h(db):\n'
                                    '    return await db[STUFF].find_one({})\n')
+    (docs / "helper.py").write_text('from documents.owner import THINGS\n\nasync def k(db):\n'
+                                    '    await db[THINGS].update_one({}, {})\n'
+                                    '    return await db[THINGS].find_one({})\n')
+    owners = "owned by documents.helper, documents.owner"
     assert sorted(problems(tmp_path)) == [
         "collection 'stuff' is declared in documents.again, documents.other",
-        "documents.bystander:4 reads 'things', owned by documents.owner",
-        "documents.other:4 writes 'things', owned by documents.owner",
+        f"documents.bystander:4 reads 'things', {owners}",
+        f"documents.other:4 writes 'things', {owners}",
         "documents.other:5 names collection 'stuff' inline",
-        "documents.other:6 reads 'things', owned by documents.owner",
-        "documents.report:5 writes 'things', owned by documents.owner",
+        f"documents.other:6 reads 'things', {owners}",
+        f"documents.report:4 reads 'things', {owners}",
+        f"documents.report:5 writes 'things', {owners}",
     ]
