@@ -128,9 +128,11 @@ async def release_all(db, now: datetime | None = None) -> int:
 
 async def claim_funds_notices(db, limit: int = RELEASE_BATCH) -> list[tuple]:
     """Released sale lines not yet announced, claimed once (flag `funds_notified`):
-    ``[(seller_id, cents), ...]`` summed per seller, for the "funds available" notice."""
+    ``[(seller_id, cents), ...]`` summed per seller, for the "funds available" notice. A line
+    is announced only once its amount is in the seller's available balance
+    (`release_applied`), so the notice never runs ahead of the balance it announces."""
     token = ObjectId()
-    lines = await db[LEDGER].find({"kind": "sale", "status": "available",
+    lines = await db[LEDGER].find({"kind": "sale", "status": "available", "release_applied": True,
                                    "funds_notified": False}, {"_id": 1}).to_list(limit)
     if not lines:
         return []

@@ -14,6 +14,7 @@ from conftest import test_settings as settings_for
 from demo_accounts import BUYER, CREATOR, ROBOT
 from upload_support import image_bytes, stored_objects, upload
 
+from documents import earnings
 from documents.common import utcnow
 from tests.instances import start_instance, stop_instance
 from tests.stripe_stub import stripe_settings
@@ -171,6 +172,31 @@ async def test_matured_earnings_become_available_with_a_notification(api, tokens
     assert balance["available_cents"] == line["amount_cents"] and balance["pending_cents"] == 0
     await until(lambda: db.emails.find_one({"category": "earnings"}))
     assert await db.notifications.count_documents({"type": "funds_available"}) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_funds_are_announced_only_once_they_are_in_the_available_balance(
+        api, tokens, services):
+    db = services.db
+    bought = await api("POST", "/api/checkout", token=await tokens(BUYER), json={
+        "model_ids": [ROBOT], "payment_details": {"payment_method_id": "pm_card_visa"}})
+    assert bought.status in (200, 201), bought.json
+    line = await db.ledger_entries.find_one({"kind": "sale"})
+    # a release cut short: the line is marked available, its balance move not yet made
+    await db.ledger_entries.update_one({"_id": line["_id"]}, {"$set": {
+        "status": "available", "released_at": utcnow(), "release_applied": False,
+        "funds_notified": False}})
+    assert await earnings.claim_funds_notices(db) == []
+    balance = await db.seller_balances.find_one({"_id": line["seller_id"]})
+    assert balance["available_cents"] == 0 and balance["pending_cents"] == line["amount_cents"]
+
+    later = utcnow() + earnings.RECOVER_AFTER + timedelta(seconds=1)
+    assert await earnings.release_matured(db, line["seller_id"], now=later) == 0
+    balance = await db.seller_balances.find_one({"_id": line["seller_id"]})
+    assert balance["available_cents"] == line["amount_cents"] and balance["pending_cents"] == 0
+    notice = await until(lambda: db.notifications.find_one({"user_id": line["seller_id"],
+                                                            "type": "funds_available"}))
+    assert notice["data"]["amount"] == line["amount_cents"] / 100
 
 
 @pytest.mark.gen_test(timeout=60)
