@@ -119,7 +119,8 @@ class ProcessPaymentHandler(PaymentHandler):
         ``{"order_id"}`` or ``{"payment_intent_id"}``:
         the intent is looked up (and confirmed again when it still waits) and the order is
         fulfilled when it succeeded for the order's amount and currency. Same response as
-        checkout; 402 PAYMENT_FAILED; 404 for an unknown or another buyer's order."""
+        checkout; 402 PAYMENT_FAILED; 404 for an unknown or another buyer's order; 409
+        PAYMENT_NOT_STARTED when the order never reached the payment provider."""
         order = await orders.get_buyer_order(
             self.db, self.current_user, order_id=self.body.get("order_id"),
             payment_intent_id=None if self.body.get("order_id") else self.body["payment_intent_id"])

@@ -343,7 +343,8 @@ class MemberHandler(CommunityBase):
 
     @responds(None, status=204)
     async def delete(self, community_id: str, user_id: str) -> None:
-        """Remove a member or decline a join request (community admins, staff). 204."""
+        """Remove a member or decline a join request (community admins, staff). 204; 404
+        NOT_A_MEMBER, 409 LAST_ADMIN when it is the community's last admin."""
         community = await self._managed(community_id)
         await communities.remove_member(self.db, community, user_id)
         self.no_content()

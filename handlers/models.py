@@ -268,7 +268,9 @@ class TogglePublishHandler(ApiHandler):
     @responds(ModelOut)
     async def post(self, model_id: str) -> None:
         """Publish or unpublish a model (its creator, or staff taking it off the
-        marketplace): flips `is_published`."""
+        marketplace): flips `is_published`.
+
+        409 CONCURRENT_UPDATE when the model keeps changing meanwhile."""
         user = self.require_user()
         model = await catalog.get_visible(self.db, model_id, user)
         if model["creator_id"] != user["_id"] and not users.is_staff(user):

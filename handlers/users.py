@@ -190,7 +190,8 @@ class PasswordHandler(ApiHandler):
 
         Ends every session of the user, then answers `{"detail", "user", access_token,
         refresh_token, token_type, expires_in}` for a fresh one. 400 INVALID_PASSWORD for a
-        wrong current password, 422 for a weak new one, 400 NO_PASSWORD for OAuth-only accounts.
+        wrong current password, 422 for a weak new one, 400 NO_PASSWORD for OAuth-only accounts,
+        409 when the password was changed meanwhile.
         """
         user = await users.change_password(
             self.db, self.current_user, self.body["current_password"],
@@ -257,7 +258,10 @@ class UserHandler(ApiHandler):
     @responds(UserOut)
     async def patch(self, user_id_or_username):
         """Change a user: own profile fields by the user; account fields by admins, staff roles
-        by superadmins (403 otherwise). Admin changes are recorded as `user_updated`."""
+        by superadmins (403 otherwise).
+
+        409 USERNAME_ALREADY_EXISTS for a taken username. Admin changes are recorded as
+        `user_updated`."""
         target = await users.find_existing(self.db, user_id_or_username)
         user = await account_lifecycle.apply_changes(self.db, self.current_user, target, self.body)
         await disconnect_if_deactivated(self, target, user)

@@ -53,7 +53,8 @@ class AdminUserHandler(ApiHandler):
     @responds(UserOut)
     async def put(self, user_id_or_username):
         """Change profile and account fields (is_active, is_verified, is_verified_creator,
-        user_type; staff_role by a superadmin); recorded as `user_updated`."""
+        user_type; staff_role by a superadmin); recorded as `user_updated`. 409
+        USERNAME_ALREADY_EXISTS for a taken username."""
         target = await users.find_existing(self.db, user_id_or_username)
         user = await account_lifecycle.apply_changes(self.db, self.current_user, target, self.body)
         await disconnect_if_deactivated(self, target, user)
