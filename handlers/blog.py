@@ -120,7 +120,7 @@ class CommentBody(ApiSchema):
 
 
 class PostOut(ApiSchema):
-    """A blog post as the API shows it (documentation only)."""
+    """A blog post as the API shows it."""
 
     id = fields.String()
     slug = fields.String()

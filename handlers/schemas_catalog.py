@@ -1,5 +1,5 @@
 """Response shapes of the catalogue, search, blog comments, plans and service documents
-(OpenAPI documentation only).
+(they document and render the answers).
 
 Open like every response schema (`handlers.schemas_out.OpenOut`).
 

@@ -1,6 +1,7 @@
-"""Response shapes of the site content and its administration (OpenAPI documentation only).
+"""Response shapes of the site content and its administration.
 
-Open like every response schema (`handlers.schemas_out.OpenOut`).
+Like every response schema (`handlers.schemas_out`), each lists every field of its answer
+and renders it (`handlers.rendering`).
 
 - public pages: `TestimonialOut`, `SlideOut`, `PlatformStatsOut`, `HomepageOut`,
   `HelpCategoryOut`, `FaqListOut`, `DocsSectionOut`, `NewsletterOut`;

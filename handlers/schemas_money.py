@@ -1,7 +1,7 @@
-"""Response shapes of purchases, earnings, payouts and analytics (OpenAPI documentation only).
+"""Response shapes of purchases, earnings, payouts and analytics.
 
-Open like every response schema (`handlers.schemas_out.OpenOut`): they list the fields
-clients rely on. Amounts are decimals (`from_cents`), times ISO 8601 strings.
+Like every response schema (`handlers.schemas_out`), each lists every field of its answer
+and renders it (`handlers.rendering`). Amounts are decimals (`from_cents`), times ISO 8601 strings.
 
 - purchases: `TransactionOut`, `PurchaseOut`, `PurchaseDetailOut`, `DownloadLinkOut`;
 - earnings: `BalanceOut`, `TransactionPageOut`, `RevenueOut`, `SalesChartOut`,

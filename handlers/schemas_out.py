@@ -1,8 +1,9 @@
-"""Response shapes of the accounts, commerce and messaging areas (OpenAPI documentation only).
+"""Response shapes of the accounts, commerce and messaging areas.
 
-Shared by the routes that answer them: a response schema lists the fields clients rely
-on and stays open to the others (`handlers.openapi` documents it without
-`additionalProperties: false`). Fields a document may lack or hold null are `allow_none`.
+Shared by the routes that answer them: a response schema lists every field of the answer;
+the body is rendered through it (`handlers.rendering`: a field it does not declare is not
+sent) and `/openapi.json` publishes it closed. Fields a document may lack or hold null are
+`allow_none`.
 
 - users: `UserBriefOut` (the card next to content), `UserOut` (profile, own or admin view),
   `FollowerCardOut`, `FollowOut`, `PasswordChangedOut`;
@@ -18,7 +19,8 @@ from marshmallow import EXCLUDE, Schema, fields
 
 
 class OpenOut(Schema):
-    """Base of the response schemas: fields they do not list are allowed."""
+    """Base of the response schemas (never loaded from input: `unknown` only matters to
+    marshmallow; what is sent is what they declare, `handlers.rendering`)."""
 
     class Meta:
         unknown = EXCLUDE
